@@ -1,0 +1,29 @@
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+torch.set_num_threads(1)  # two shared cores: one thread is much faster here
+
+
+@pytest.fixture
+def tiny_ratings():
+    "A hand-made table: 30 users x 20 movies, every (user, movie) pair at most once, ratings 1-5."
+    rng = np.random.default_rng(0)
+    users, movies = np.meshgrid(np.arange(1, 31), np.arange(1, 21), indexing='ij')
+    keep = rng.random(users.shape) < 0.5
+    n = int(keep.sum())
+    return pd.DataFrame(dict(user=users[keep], movie=movies[keep], rating=rng.integers(1, 6, n),
+                             title=[f'Movie {m}' for m in movies[keep]]))
+
+
+@pytest.fixture(scope='session')
+def ml100k():
+    "The real ML-100k ratings with titles; skipped when absent, except in CI where it must be there."
+    from collab_lessons.data import DataError, load_ratings, ml100k_folder
+    if not (ml100k_folder()/'u.data').exists():
+        if os.environ.get('COLLAB_LESSONS_REQUIRE_ML100K'): pytest.fail(f'ML-100k missing at {ml100k_folder()}')
+        pytest.skip(f'ML-100k not present at {ml100k_folder()}')
+    return load_ratings('ml-100k')
