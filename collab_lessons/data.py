@@ -9,7 +9,7 @@ __all__ = ['ML100K_CHECKSUMS', 'DATASETS', 'SPLITS', 'DataError', 'sha256_of', '
            'read_ratings', 'read_titles', 'add_titles', 'bundled_path', 'read_latest_small', 'load_ratings',
            'load_split', 'distinct_fraction', 'collab_dls']
 
-# %% ../nbs/10_data.ipynb #aa23f6fc
+# %% ../nbs/10_data.ipynb #b529e9bf
 import hashlib
 from importlib.resources import files
 from pathlib import Path
@@ -20,17 +20,17 @@ from fastai.data.external import URLs, fastai_path, untar_data
 from fastai.tabular.core import TabDataLoader
 from fastai.torch_core import set_seed
 
-# %% ../nbs/10_data.ipynb #95710150
+# %% ../nbs/10_data.ipynb #997a6659
 class DataError(Exception):
     "A dataset file is missing, incomplete or malformed; the message names the file and what to do."
 
-# %% ../nbs/10_data.ipynb #efac4d37
+# %% ../nbs/10_data.ipynb #cffd542e
 ML100K_CHECKSUMS = {
     'u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     'u.item': '553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701',
 }
 
-# %% ../nbs/10_data.ipynb #c588bdcd
+# %% ../nbs/10_data.ipynb #c2049935
 def sha256_of(path):
     "SHA-256 hex digest of the file at `path`, read in 1 MiB chunks."
     digest = hashlib.sha256()
@@ -38,7 +38,7 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b''): digest.update(chunk)
     return digest.hexdigest()
 
-# %% ../nbs/10_data.ipynb #df741b71
+# %% ../nbs/10_data.ipynb #203d5bb1
 def verify_files(folder, checksums):
     "Return `folder` if every file named in `checksums` is there with the expected SHA-256, else raise `DataError`."
     folder = Path(folder)
@@ -52,12 +52,12 @@ def verify_files(folder, checksums):
                             f"Delete {folder} and download again.")
     return folder
 
-# %% ../nbs/10_data.ipynb #40912ad4
+# %% ../nbs/10_data.ipynb #9024fc5c
 def ml100k_folder():
     "Where fastai keeps MovieLens 100k: `$FASTAI_HOME/data/ml-100k` (default `~/.fastai/data/ml-100k`)."
     return fastai_path('data')/'ml-100k'
 
-# %% ../nbs/10_data.ipynb #edfde632
+# %% ../nbs/10_data.ipynb #d32cbf61
 def ml100k_path():
     "Folder of a verified MovieLens 100k copy, downloaded with `untar_data` the first time."
     try: path = untar_data(URLs.ML_100k)
@@ -67,7 +67,7 @@ def ml100k_path():
                         "then try again.") from e
     return verify_files(path, ML100K_CHECKSUMS)
 
-# %% ../nbs/10_data.ipynb #26140a2c
+# %% ../nbs/10_data.ipynb #9f3d1268
 def _read_table(path, n_cols, what, **kwargs):
     "`pd.read_csv` without a header that insists on `n_cols` columns and names `path` in every error."
     path = Path(path)
@@ -80,7 +80,7 @@ def _read_table(path, n_cols, what, **kwargs):
                         "check the delimiter or replace the file.")
     return df
 
-# %% ../nbs/10_data.ipynb #c25309da
+# %% ../nbs/10_data.ipynb #027df3c9
 def _as_numbers(df, cols, path, first_line=1):
     "Convert `cols` of `df` to numbers, raising `DataError` at the first line of `path` that is not a number."
     for col in cols:
@@ -93,7 +93,7 @@ def _as_numbers(df, cols, path, first_line=1):
         df[col] = values
     return df
 
-# %% ../nbs/10_data.ipynb #de518007
+# %% ../nbs/10_data.ipynb #b0dde1b8
 def read_ratings(path):
     "Read ML-100k's tab-separated `u.data` into columns `user`, `movie`, `rating`, `timestamp`."
     df = _read_table(path, 4, 'a MovieLens 100k ratings file (user, movie, rating, timestamp separated by tabs)',
@@ -101,7 +101,7 @@ def read_ratings(path):
     df.columns = ['user', 'movie', 'rating', 'timestamp']
     return _as_numbers(df, ['user', 'movie', 'rating', 'timestamp'], path)
 
-# %% ../nbs/10_data.ipynb #370087cc
+# %% ../nbs/10_data.ipynb #3c09e5ff
 def read_titles(path):
     "Read ML-100k's `|`-separated, latin-1 `u.item` into columns `movie` and `title`."
     df = _read_table(path, 24, 'a MovieLens 100k movie file (24 fields separated by |, latin-1)',
@@ -109,7 +109,7 @@ def read_titles(path):
     df = df[[0, 1]].set_axis(['movie', 'title'], axis=1)
     return _as_numbers(df, ['movie'], path)
 
-# %% ../nbs/10_data.ipynb #47d5114d
+# %% ../nbs/10_data.ipynb #838feaa3
 def add_titles(ratings, movies, source='the movie file'):
     "Merge `movies` titles into `ratings`, raising `DataError` if a rated movie has no title in `source`."
     missing = sorted(set(ratings['movie']) - set(movies['movie']))
@@ -118,15 +118,15 @@ def add_titles(ratings, movies, source='the movie file'):
                         "Use the movie file that belongs to these ratings.")
     return ratings.merge(movies)
 
-# %% ../nbs/10_data.ipynb #5a4c716b
+# %% ../nbs/10_data.ipynb #9d6d5141
 DATASETS = ('ml-100k', 'ml-latest-small')
 
-# %% ../nbs/10_data.ipynb #46d9e028
+# %% ../nbs/10_data.ipynb #6a5c3d5b
 def bundled_path():
     "Folder of the ml-latest-small copy shipped inside the package (with its licence `README.txt`)."
     return Path(str(files('collab_lessons')))/'datasets'/'ml-latest-small'
 
-# %% ../nbs/10_data.ipynb #278741b7
+# %% ../nbs/10_data.ipynb #f71ffc21
 def read_latest_small(folder=None):
     "Ratings and titles of MovieLens latest-small (`ratings.csv.gz`, `movies.csv.gz`) with ML-100k column names."
     folder = Path(folder or bundled_path())
@@ -134,7 +134,7 @@ def read_latest_small(folder=None):
     movies = pd.read_csv(folder/'movies.csv.gz', usecols=['movieId', 'title']).rename(columns={'movieId': 'movie'})
     return ratings, movies
 
-# %% ../nbs/10_data.ipynb #051a9d66
+# %% ../nbs/10_data.ipynb #5620c39d
 def load_ratings(dataset='ml-100k'):
     "Ratings with a `title` column from `dataset`: 'ml-100k' (downloaded by fastai) or 'ml-latest-small' (bundled)."
     if dataset == 'ml-100k':
@@ -144,10 +144,10 @@ def load_ratings(dataset='ml-100k'):
         return add_titles(*read_latest_small(), 'the bundled movies.csv.gz')
     raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}.")
 
-# %% ../nbs/10_data.ipynb #a2043dfe
+# %% ../nbs/10_data.ipynb #f9498dde
 SPLITS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')
 
-# %% ../nbs/10_data.ipynb #72019f46
+# %% ../nbs/10_data.ipynb #db04aed8
 def load_split(name='u1'):
     "Train and test ratings, with titles, of one of ML-100k's canonical splits (`u1.base`/`u1.test`, ...)."
     if name not in SPLITS: raise DataError(f"Unknown split {name!r}: choose one of {', '.join(SPLITS)}.")
@@ -155,13 +155,13 @@ def load_split(name='u1'):
     movies = read_titles(path/'u.item')
     return tuple(add_titles(read_ratings(path/f'{name}.{part}'), movies, path/'u.item') for part in ('base', 'test'))
 
-# %% ../nbs/10_data.ipynb #d9fea1de
+# %% ../nbs/10_data.ipynb #aa087d34
 def distinct_fraction(dl):
     "Fraction of `dl`'s rows that one epoch of its (possibly shuffled) index order visits."
     idxs = dl.get_idxs()
     return len(set(idxs)) / dl.n
 
-# %% ../nbs/10_data.ipynb #04953e4b
+# %% ../nbs/10_data.ipynb #922e56e7
 def collab_dls(ratings, item_name='title', bs=64, valid_pct=0.2, seed=42,
                dl_type=TabDataLoader, drop_last=False, **kwargs):
     "Seeded `CollabDataLoaders` over `ratings` whose training loader visits every row exactly once per epoch."
