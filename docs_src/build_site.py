@@ -1,0 +1,274 @@
+"""Build the docs site offline: nbdev's `_proc/` notebooks -> Jupyter Book 1 (Sphinx + myst-nb) -> `_site/`.
+
+Run through `tools/docs.sh`. Every notebook that nbdev processes becomes a page named like the Quarto site's
+(`output-file` in its front matter), so links and nbdev's doc links work the same on both sites.
+"""
+import argparse
+import ast
+import importlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from docutils.nodes import make_id
+from nbdev.config import get_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_SRC = ROOT/'docs_src'
+BOOK = ROOT/'_site_src'   # generated book sources (gitignored)
+SITE = ROOT/'_site'       # the built site (gitignored)
+
+# Sidebar parts: a notebook `NN_topic.ipynb` goes to the part whose number range holds NN; add a row for a new part.
+PARTS = [(0, 79, '강의'), (80, 98, '더 나아가기'), (99, 99, '참고')]
+API_PAGE = 'api'          # generated API reference, listed last in the last part
+
+CALLOUTS = {'note': 'note', 'tip': 'tip', 'warning': 'warning', 'important': 'important', 'caution': 'caution'}
+
+
+def doc_url_prefix(cfg):
+    "Absolute URL prefix nbdev writes into doc links, e.g. `https://user.github.io/repo/`."
+    base = cfg.doc_baseurl.strip('/')
+    return f"{cfg.doc_host.rstrip('/')}/{base + '/' if base else ''}"
+
+
+def front_matter(cell):
+    "The YAML front matter nbdev puts in a raw first cell, or `{}`."
+    text = ''.join(cell['source']) if cell['cell_type'] == 'raw' else ''
+    m = re.match(r'\s*---\n(.*?)\n---', text, re.S)
+    return (yaml.safe_load(m.group(1)) or {}) if m else {}
+
+
+def page_name(nb_path, fm):
+    "Page name on the site: the stem of nbdev's `output-file` (e.g. `10_data.ipynb` -> `data`)."
+    return Path(fm.get('output-file', nb_path.stem + '.html')).stem
+
+
+def lesson_number(nb_path):
+    "The two-digit prefix of `NN_topic.ipynb`, or None."
+    m = re.match(r'(\d+)_', nb_path.name)
+    return int(m.group(1)) if m else None
+
+
+def cell_options(source):
+    "Split a code cell into its Quarto `#| key: value` options and the rest of the source."
+    lines, opts = source.splitlines(), {}
+    while lines and lines[0].startswith('#|'):
+        key, _, val = lines.pop(0)[2:].partition(':')
+        opts[key.strip()] = val.strip()
+    return opts, '\n'.join(lines)
+
+
+def fix_links(md, pages, prefix):
+    "Point nbdev's absolute doc links and `NN_topic.ipynb` links at the pages of this site."
+    md = md.replace(prefix, '')
+
+    def nb_link(m):
+        name = Path(m.group(1)).name
+        return f"]({pages.get(name, Path(name).stem)}.html{m.group(2) or ''})"
+    return re.sub(r'\]\(([^()\s]+?\.ipynb)(#[^()\s]*)?\)', nb_link, md)
+
+
+def fix_markdown(md, pages, prefix):
+    "Quarto/nbdev markdown -> MyST: callouts, link attributes, internal links."
+    md = re.sub(r'^:::\s*\{\.callout-(\w+)[^}]*\}\s*$',
+                lambda m: ':::{' + CALLOUTS.get(m.group(1), 'note') + '}', md, flags=re.M)
+    md = re.sub(r'\[source\]\(([^()\s]+)\)\{[^}]*\}',
+                r'<a class="nbdev-source" href="\1" target="_blank" rel="noopener">source</a>', md)
+    md = re.sub(r'(\]\([^()\s]+\))\{[^}]*\}', r'\1', md)
+    return fix_links(md, pages, prefix)
+
+
+def show_doc_markdown(md, pages, prefix):
+    "A show_doc output as page markdown: no `---` rules (docutils crashes), nbdev's anchor before the heading."
+    md = '\n'.join(l for l in md.splitlines() if l.strip() != '---').strip()
+
+    def anchor(m):
+        name = m.group(2).strip('`')
+        tag = name.lower()
+        div = '' if make_id(name) == tag else f'<div id="{tag}" class="nbdev-anchor"></div>\n\n'
+        return f'{div}{m.group(1)} {m.group(2)}'
+    md = re.sub(r'^(#{2,5}) (\S+)\s*$', anchor, md, count=1, flags=re.M)
+    return fix_markdown(md, pages, prefix)
+
+
+def md_cell(text):
+    return {'cell_type': 'markdown', 'metadata': {}, 'source': text}
+
+
+def asis_markdown(cell):
+    "The text/markdown outputs of an `output: asis` cell, joined."
+    return '\n\n'.join(''.join(o['data']['text/markdown']) for o in cell.get('outputs', [])
+                       if 'text/markdown' in o.get('data', {}))
+
+
+def convert_code(cell, pages, prefix):
+    "A `_proc` code cell -> the cells the book shows (show_doc becomes markdown; Quarto options become tags)."
+    src = ''.join(cell['source'])
+    opts, body = cell_options(src)
+    echo, output = opts.get('echo', 'true'), opts.get('output', 'true')
+    if opts.get('include') == 'false': return []
+    if cell.get('has_sd') or (output == 'asis' and echo == 'false' and 'show_doc' in body):
+        return [md_cell(show_doc_markdown(asis_markdown(cell), pages, prefix))]
+    out = []
+    if output == 'asis':
+        md = asis_markdown(cell)
+        if echo != 'false': out.append(code_cell(body, [], cell.get('execution_count')))
+        return out + ([md_cell(fix_markdown(md, pages, prefix))] if md else [])
+    tags = (['remove-input'] if echo == 'false' else []) + (['remove-output'] if output == 'false' else [])
+    if opts.get('code-fold') in ('true', 'show'): tags.append('hide-input')
+    return [code_cell(body, cell.get('outputs', []), cell.get('execution_count'), tags)]
+
+
+def code_cell(source, outputs, count, tags=()):
+    meta = {'tags': list(tags)} if tags else {}
+    return {'cell_type': 'code', 'metadata': meta, 'execution_count': count, 'outputs': outputs, 'source': source}
+
+
+def convert_notebook(path, pages, prefix):
+    "A `_proc` notebook -> (page name, title, nbformat dict the book can read)."
+    nb = json.loads(path.read_text(encoding='utf-8'))
+    cells = nb['cells']
+    fm = front_matter(cells[0]) if cells else {}
+    if fm: cells = cells[1:]
+    title = fm.get('title', path.stem)
+    head = f"# {title}" + (f"\n\n> {fm['description']}" if fm.get('description') else '')
+    new = [md_cell(head)]
+    for c in cells:
+        src = ''.join(c['source'])
+        if c['cell_type'] == 'markdown':
+            if src.strip().startswith('<!-- WARNING: THIS FILE WAS AUTOGENERATED'): continue
+            new.append(md_cell(fix_markdown(src, pages, prefix)))
+        elif c['cell_type'] == 'code': new.extend(convert_code(c, pages, prefix))
+    kernel = nb['metadata'].get('kernelspec', {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'})
+    meta = {'kernelspec': kernel, 'language_info': {'name': 'python'}}
+    return page_name(path, fm), title, {'cells': new, 'metadata': meta, 'nbformat': 4, 'nbformat_minor': 5}
+
+
+def exported_modules():
+    "`collab_lessons` modules that define `__all__`, in lesson order (by the notebook they come from)."
+    lib = ROOT/'collab_lessons'
+    mods = []
+    for f in sorted(lib.glob('[!_]*.py')):
+        src = f.read_text(encoding='utf-8')
+        m = re.search(r'File to edit: (\S+?\.ipynb)', src)
+        if '__all__' in src and m: mods.append((Path(m.group(1)).name, f.stem, src))
+    return sorted(mods)
+
+
+def definition_lines(src):
+    "Line numbers of the top-level definitions in a module's source, by name."
+    lines = {}
+    for node in ast.parse(src).body:
+        targets = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else \
+            [t.id for t in getattr(node, 'targets', []) if isinstance(t, ast.Name)]
+        for t in targets: lines.setdefault(t, node.lineno)
+    return lines
+
+
+def api_entry(mod, name, line, page, page_ids, cfg):
+    "Markdown for one exported name: nbdev's show_doc for functions and classes, the definition for the rest."
+    from nbdev.showdoc import show_doc
+    obj = getattr(mod, name)
+    anchor = name.lower()
+    src_url = f"{cfg.git_url}/blob/{cfg.branch}/{mod.__name__.replace('.', '/')}.py#L{line}"
+    where = f"{page}.html#{anchor}" if anchor in page_ids else f"{page}.html"
+    if callable(obj) and getattr(obj, '__module__', None) == mod.__name__:
+        md = show_doc(obj)._repr_markdown_()
+        md = re.sub(r'^\[source\]\([^)]*\)\{[^}]*\}\s*$', '', md, flags=re.M)
+    else:
+        src = (ROOT/'collab_lessons'/f"{mod.__name__.split('.')[-1]}.py").read_text(encoding='utf-8')
+        stmt = src.splitlines()[line - 1].strip()
+        md = f"### {name}\n\n```python\n{stmt}{' ...' if stmt.endswith(('[', '{', '(')) else ''}\n```\n\n" \
+             f"*`{type(obj).__name__}` constant.*"
+    md = show_doc_markdown(md, {}, '')
+    return f"{md}\n\n<a class=\"nbdev-source\" href=\"{src_url}\">source</a> · [강의에서 보기]({where})\n"
+
+
+def api_page(pages_by_nb, ids_by_page, cfg):
+    "MyST markdown for the API reference: every name in every module's `__all__`."
+    sys.path.insert(0, str(ROOT))
+    parts = ['# API 참조\n\n> Every name exported by the `collab_lessons` library, with its signature and docstring.\n\n'
+             '`collab_lessons` 라이브러리가 내보내는 모든 이름이야. **강의에서 보기**를 누르면 그 이름을 만든 강의의 '
+             '설명으로 가.\n']
+    for nb_name, stem, src in exported_modules():
+        mod = importlib.import_module(f'collab_lessons.{stem}')
+        page = pages_by_nb.get(nb_name, stem)
+        doc = (mod.__doc__ or '').split('\n\n')[0].strip()
+        parts.append(f"## `collab_lessons.{stem}`\n\n{doc}\n\n강의: [{page}]({page}.html)\n")
+        lines = definition_lines(src)
+        for name in mod.__all__:
+            parts.append(api_entry(mod, name, lines.get(name, 1), page, ids_by_page.get(page, set()), cfg))
+    return '\n'.join(parts)
+
+
+def heading_ids(nb):
+    "Anchors a converted notebook will have for its show_doc entries (nbdev's `name.lower()`)."
+    ids = set()
+    for c in nb['cells']:
+        if c['cell_type'] != 'markdown': continue
+        ids.update(re.findall(r'<div id="([^"]+)" class="nbdev-anchor">', c['source']))
+        ids.update(m.lower() for m in re.findall(r'^#{3,5} `?([\w.]+)`?\s*$', c['source'], re.M)
+                   if make_id(m) == m.lower())
+    return ids
+
+
+def toc(entries):
+    "Jupyter Book `_toc.yml`: index as root, then each part's pages in file order, the API page last."
+    parts = []
+    for lo, hi, caption in PARTS:
+        chapters = [{'file': name} for nb, name in entries if (n := lesson_number(nb)) is not None and lo <= n <= hi]
+        if chapters: parts.append({'caption': caption, 'chapters': chapters})
+    others = [{'file': name} for nb, name in entries if lesson_number(nb) is None and name != 'index']
+    if parts: parts[-1]['chapters'] += others + [{'file': API_PAGE}]
+    else: parts.append({'caption': PARTS[-1][2], 'chapters': others + [{'file': API_PAGE}]})
+    return {'format': 'jb-book', 'root': 'index', 'parts': parts}
+
+
+def prepare(proc):
+    "Write the book sources into BOOK from the `_proc` notebooks."
+    cfg = get_config(ROOT)
+    prefix = doc_url_prefix(cfg)
+    nbs = sorted(p for p in proc.glob('*.ipynb') if not p.name.startswith(('_', '.')))
+    if not any(p.name == 'index.ipynb' for p in nbs): sys.exit(f"No index.ipynb in {proc}: run nbdev's processing first.")
+    pages = {p.name: page_name(p, front_matter(json.loads(p.read_text(encoding='utf-8'))['cells'][0])) for p in nbs}
+    if len(set(pages.values())) != len(pages):
+        sys.exit(f"Two notebooks map to the same page name: {pages}")
+    shutil.rmtree(BOOK, ignore_errors=True)
+    (BOOK/'_static').mkdir(parents=True)
+    entries, ids = [], {}
+    for p in nbs:
+        name, title, nb = convert_notebook(p, pages, prefix)
+        (BOOK/f'{name}.ipynb').write_text(json.dumps(nb, ensure_ascii=False, indent=1), encoding='utf-8')
+        entries.append((p, name))
+        ids[name] = heading_ids(nb)
+    (BOOK/f'{API_PAGE}.md').write_text(api_page(pages, ids, cfg), encoding='utf-8')
+    (BOOK/'_toc.yml').write_text(yaml.safe_dump(toc(entries), allow_unicode=True, sort_keys=False), encoding='utf-8')
+    shutil.copy(DOCS_SRC/'_config.yml', BOOK/'_config.yml')
+    for css in [ROOT/'nbs'/'styles.css', DOCS_SRC/'site.css']: shutil.copy(css, BOOK/'_static'/css.name)
+    return entries
+
+
+def build():
+    "Run Jupyter Book on BOOK, warnings as errors, and move the HTML to SITE."
+    jb = Path(sys.executable).parent/'jupyter-book'
+    subprocess.run([str(jb), 'build', str(BOOK), '--all', '--warningiserror', '--keep-going', '--quiet'], check=True)
+    shutil.rmtree(SITE, ignore_errors=True)
+    shutil.move(BOOK/'_build'/'html', SITE)
+    (SITE/'.nojekyll').touch()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--proc', default=str(ROOT/'_proc'), help="folder of nbdev-processed notebooks")
+    args = ap.parse_args()
+    entries = prepare(Path(args.proc))
+    build()
+    print(f"Built {len(entries) + 1} pages into {SITE}/ (open {SITE}/index.html)")
+
+
+if __name__ == '__main__':
+    main()
