@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 import yaml
-from docutils.nodes import make_id
 from nbdev.config import get_config
+
+sys.path.insert(0, str(Path(__file__).parent))
+from anchors import pandoc_slug  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_SRC = ROOT/'docs_src'
@@ -83,20 +85,19 @@ def fix_markdown(md, pages, prefix):
 
 
 def show_doc_markdown(md, pages, prefix):
-    "A show_doc output as page markdown: no `---` rules (docutils crashes), nbdev's anchor before the heading."
+    "A show_doc output as page markdown, without the `---` rules that crash docutils (transitions)."
     md = '\n'.join(l for l in md.splitlines() if l.strip() != '---').strip()
-
-    def anchor(m):
-        name = m.group(2).strip('`')
-        tag = name.lower()
-        div = '' if make_id(name) == tag else f'<div id="{tag}" class="nbdev-anchor"></div>\n\n'
-        return f'{div}{m.group(1)} {m.group(2)}'
-    md = re.sub(r'^(#{2,5}) (\S+)\s*$', anchor, md, count=1, flags=re.M)
     return fix_markdown(md, pages, prefix)
 
 
 def md_cell(text):
     return {'cell_type': 'markdown', 'metadata': {}, 'source': text}
+
+
+def number_cells(cells):
+    "Give every cell a unique nbformat id (the book's cells are split and merged from `_proc`'s)."
+    for i, c in enumerate(cells): c['id'] = f'c{i:04d}'
+    return cells
 
 
 def asis_markdown(cell):
@@ -145,7 +146,7 @@ def convert_notebook(path, pages, prefix):
         elif c['cell_type'] == 'code': new.extend(convert_code(c, pages, prefix))
     kernel = nb['metadata'].get('kernelspec', {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'})
     meta = {'kernelspec': kernel, 'language_info': {'name': 'python'}}
-    return page_name(path, fm), title, {'cells': new, 'metadata': meta, 'nbformat': 4, 'nbformat_minor': 5}
+    return page_name(path, fm), title, {'cells': number_cells(new), 'metadata': meta, 'nbformat': 4, 'nbformat_minor': 5}
 
 
 def exported_modules():
@@ -159,36 +160,36 @@ def exported_modules():
     return sorted(mods)
 
 
-def definition_lines(src):
-    "Line numbers of the top-level definitions in a module's source, by name."
-    lines = {}
+def definitions(src):
+    "The top-level statement defining each name in a module's source."
+    defs = {}
     for node in ast.parse(src).body:
         targets = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else \
             [t.id for t in getattr(node, 'targets', []) if isinstance(t, ast.Name)]
-        for t in targets: lines.setdefault(t, node.lineno)
-    return lines
+        for t in targets: defs.setdefault(t, node)
+    return defs
 
 
-def api_entry(mod, name, line, page, page_ids, cfg):
+def api_entry(mod, name, node, page, page_ids, src, cfg):
     "Markdown for one exported name: nbdev's show_doc for functions and classes, the definition for the rest."
     from nbdev.showdoc import show_doc
     obj = getattr(mod, name)
-    anchor = name.lower()
+    anchor = pandoc_slug(name)
+    line = node.lineno if node else 1
     src_url = f"{cfg.git_url}/blob/{cfg.branch}/{mod.__name__.replace('.', '/')}.py#L{line}"
     where = f"{page}.html#{anchor}" if anchor in page_ids else f"{page}.html"
     if callable(obj) and getattr(obj, '__module__', None) == mod.__name__:
         md = show_doc(obj)._repr_markdown_()
         md = re.sub(r'^\[source\]\([^)]*\)\{[^}]*\}\s*$', '', md, flags=re.M)
     else:
-        src = (ROOT/'collab_lessons'/f"{mod.__name__.split('.')[-1]}.py").read_text(encoding='utf-8')
-        stmt = src.splitlines()[line - 1].strip()
-        md = f"### {name}\n\n```python\n{stmt}{' ...' if stmt.endswith(('[', '{', '(')) else ''}\n```\n\n" \
-             f"*`{type(obj).__name__}` constant.*"
+        code = (ast.get_source_segment(src, node) or name).splitlines() if node else [name]
+        code = '\n'.join(code[:12] + (['    ...'] if len(code) > 12 else []))
+        md = f"### {name}\n\n```python\n{code}\n```\n\n*A `{type(obj).__name__}`.*"
     md = show_doc_markdown(md, {}, '')
-    return f"{md}\n\n<a class=\"nbdev-source\" href=\"{src_url}\">source</a> · [강의에서 보기]({where})\n"
+    return f"{md}\n\n[강의에서 보기]({where}) <a class=\"nbdev-source\" href=\"{src_url}\">source</a>\n"
 
 
-def api_page(pages_by_nb, ids_by_page, cfg):
+def api_page(pages_by_nb, titles, ids_by_page, cfg):
     "MyST markdown for the API reference: every name in every module's `__all__`."
     sys.path.insert(0, str(ROOT))
     parts = ['# API 참조\n\n> Every name exported by the `collab_lessons` library, with its signature and docstring.\n\n'
@@ -198,22 +199,18 @@ def api_page(pages_by_nb, ids_by_page, cfg):
         mod = importlib.import_module(f'collab_lessons.{stem}')
         page = pages_by_nb.get(nb_name, stem)
         doc = (mod.__doc__ or '').split('\n\n')[0].strip()
-        parts.append(f"## `collab_lessons.{stem}`\n\n{doc}\n\n강의: [{page}]({page}.html)\n")
-        lines = definition_lines(src)
+        parts.append(f"## `collab_lessons.{stem}`\n\n{doc}\n\n강의: [{titles.get(page, page)}]({page}.html)\n")
+        defs = definitions(src)
         for name in mod.__all__:
-            parts.append(api_entry(mod, name, lines.get(name, 1), page, ids_by_page.get(page, set()), cfg))
+            parts.append(api_entry(mod, name, defs.get(name), page, ids_by_page.get(page, set()), src, cfg))
     return '\n'.join(parts)
 
 
 def heading_ids(nb):
-    "Anchors a converted notebook will have for its show_doc entries (nbdev's `name.lower()`)."
-    ids = set()
-    for c in nb['cells']:
-        if c['cell_type'] != 'markdown': continue
-        ids.update(re.findall(r'<div id="([^"]+)" class="nbdev-anchor">', c['source']))
-        ids.update(m.lower() for m in re.findall(r'^#{3,5} `?([\w.]+)`?\s*$', c['source'], re.M)
-                   if make_id(m) == m.lower())
-    return ids
+    "Ids the page will have for its show_doc headings (Pandoc's, as docs_src/anchors.py gives them)."
+    heads = [m for c in nb['cells'] if c['cell_type'] == 'markdown'
+             for m in re.findall(r'^#{3,5} `?([\w.]+)`?\s*$', c['source'], re.M)]
+    return {pandoc_slug(h) for h in heads}
 
 
 def toc(entries):
@@ -239,13 +236,13 @@ def prepare(proc):
         sys.exit(f"Two notebooks map to the same page name: {pages}")
     shutil.rmtree(BOOK, ignore_errors=True)
     (BOOK/'_static').mkdir(parents=True)
-    entries, ids = [], {}
+    entries, ids, titles = [], {}, {}
     for p in nbs:
-        name, title, nb = convert_notebook(p, pages, prefix)
+        name, titles[name], nb = convert_notebook(p, pages, prefix)
         (BOOK/f'{name}.ipynb').write_text(json.dumps(nb, ensure_ascii=False, indent=1), encoding='utf-8')
         entries.append((p, name))
         ids[name] = heading_ids(nb)
-    (BOOK/f'{API_PAGE}.md').write_text(api_page(pages, ids, cfg), encoding='utf-8')
+    (BOOK/f'{API_PAGE}.md').write_text(api_page(pages, titles, ids, cfg), encoding='utf-8')
     (BOOK/'_toc.yml').write_text(yaml.safe_dump(toc(entries), allow_unicode=True, sort_keys=False), encoding='utf-8')
     shutil.copy(DOCS_SRC/'_config.yml', BOOK/'_config.yml')
     for css in [ROOT/'nbs'/'styles.css', DOCS_SRC/'site.css']: shutil.copy(css, BOOK/'_static'/css.name)

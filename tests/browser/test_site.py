@@ -1,0 +1,138 @@
+"""The built docs site, opened in a real browser: every page, link, image, the lesson path and the API reference."""
+import importlib
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSON = 'dot_product.html'   # a lesson with show_doc entries and a stored training table
+LESSON_TITLE = '임베딩과 점곱 모델'
+
+PAGE_INFO_JS = """() => ({
+  title: document.title,
+  links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+  ids: [...document.querySelectorAll('[id]')].map(e => e.id).concat(
+       [...document.querySelectorAll('a[name]')].map(a => a.name)),
+  images: [...document.querySelectorAll('img')].map(i => ({src: i.currentSrc || i.src,
+                                                           ok: i.complete && i.naturalWidth > 0})),
+})"""
+
+
+def site_pages(site_dir):
+    return sorted(p.name for p in site_dir.glob('*.html'))
+
+
+def page_name(nb):
+    "Site page of a notebook, as nbdev names it (`output-file`): the file name without its number prefix."
+    return re.sub(r'^\d+_', '', nb.stem) + '.html'
+
+
+def test_every_page_loads_with_working_links_and_images(page, base_url, site_dir):
+    pages = site_pages(site_dir)
+    expected = {page_name(nb) for nb in (ROOT/'nbs').glob('*.ipynb') if not nb.name.startswith(('_', '.'))}
+    assert expected | {'api.html', 'search.html'} <= set(pages), f"pages missing from the site: {expected - set(pages)}"
+    info, problems = {}, []
+    for name in pages:
+        resp = page.goto(base_url + name, wait_until='load')
+        assert resp is not None and resp.ok, f"{name}: HTTP {resp and resp.status}"
+        info[name] = page.evaluate(PAGE_INFO_JS)
+        problems += [f"{name}: image not shown: {i['src']}" for i in info[name]['images'] if not i['ok']]
+    for name, data in info.items():
+        for href in data['links']:
+            url, frag = urldefrag(href)
+            if not url.startswith(base_url): continue
+            target = unquote(urlparse(url).path).lstrip('/') or 'index.html'
+            if target.endswith('/'): target += 'index.html'
+            if not (site_dir/target).is_file(): problems.append(f"{name}: broken link {href}")
+            elif frag and target in info and unquote(frag) not in info[target]['ids']:
+                problems.append(f"{name}: link to a missing anchor {href}")
+    assert not page.failed_requests, f"requests that failed: {page.failed_requests}"
+    assert not page.outside_requests, f"the site asked for files outside it (offline?): {page.outside_requests}"
+    assert not problems, '\n'.join(problems)
+
+
+def test_home_to_lesson_to_api_entry(page, base_url, shots):
+    page.goto(base_url + 'index.html')
+    assert '협업 필터링' in page.locator('article').inner_text()
+    page.screenshot(path=str(shots/'home.png'))
+    page.locator('article').get_by_role('link', name=LESSON_TITLE, exact=True).first.click()
+    page.wait_for_url(f'**/{LESSON}')
+    assert LESSON_TITLE in page.locator('article h1').inner_text()
+    page.screenshot(path=str(shots/'lesson.png'))
+    page.locator('.bd-sidebar-secondary').get_by_role('link', name='DotProduct', exact=True).click()
+    page.wait_for_url('**#dotproduct')
+    entry = page.locator('#dotproduct')
+    assert entry.is_visible() and entry.evaluate('e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight; }')
+    assert page.get_by_text('def DotProduct(').first.is_visible()
+
+
+def test_api_entry_links_back_to_its_lesson(page, base_url):
+    page.goto(base_url + 'api.html')
+    entry = page.locator('section#dotproduct')
+    entry.get_by_role('link', name='강의에서 보기').click()
+    page.wait_for_url(f'**/{LESSON}#dotproduct')
+    assert page.locator('#dotproduct').is_visible()
+
+
+def test_korean_text_is_drawn_with_a_korean_font(page, base_url):
+    page.goto(base_url + LESSON)
+    heading = page.locator('article h1')
+    assert heading.is_visible() and LESSON_TITLE in heading.inner_text()
+    cdp = page.context.new_cdp_session(page)
+    cdp.send('DOM.enable')
+    cdp.send('CSS.enable')
+    root = cdp.send('DOM.getDocument')['root']['nodeId']
+    node = cdp.send('DOM.querySelector', {'nodeId': root, 'selector': 'article p'})['nodeId']
+    fonts = cdp.send('CSS.getPlatformFontsForNode', {'nodeId': node})['fonts']
+    korean = [f for f in fonts if re.search(r'nanum|cjk|kr|gothic|myeongjo', f['familyName'], re.I) and f['glyphCount'] > 0]
+    assert korean, f"Korean prose is not drawn with a Korean font (boxes?): {fonts}"
+
+
+def test_stored_training_table_is_visible(page, base_url, shots):
+    page.goto(base_url + LESSON)
+    table = page.locator('div.cell_output table').filter(has_text='valid_loss').first
+    table.scroll_into_view_if_needed()
+    assert table.is_visible()
+    headers = table.locator('th').all_inner_texts()
+    assert {'epoch', 'train_loss', 'valid_loss'} <= set(headers), headers
+    rows = table.locator('tbody tr')
+    assert rows.count() >= 1
+    assert re.fullmatch(r'\d+\.\d+', rows.first.locator('td').nth(headers.index('valid_loss')).inner_text().strip())
+    page.screenshot(path=str(shots/'lesson_training_table.png'))
+
+
+def test_math_is_rendered_as_mathml(page, base_url):
+    page.goto(base_url + 'prediction_range.html')
+    maths = page.locator('article math')
+    assert maths.count() >= 1
+    box = maths.first.bounding_box()
+    assert box and box['width'] > 20 and box['height'] > 5
+    assert '\\sigma' not in page.locator('article').inner_text()
+
+
+def test_sidebar_lists_every_notebook_in_file_order(page, base_url):
+    page.goto(base_url + 'index.html')
+    hrefs = page.locator('nav.bd-docs-nav a').evaluate_all('els => els.map(a => a.getAttribute("href"))')
+    hrefs = [h.split('#')[0] for h in hrefs]
+    nbs = sorted(nb for nb in (ROOT/'nbs').glob('[0-9]*.ipynb'))
+    expected = [page_name(nb) for nb in nbs]
+    assert [h for h in hrefs if h in expected] == expected, hrefs
+    assert hrefs[-1] == 'api.html'
+
+
+def test_api_reference_covers_every_exported_name(page, base_url):
+    page.goto(base_url + 'api.html')
+    ids = set(page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)"))
+    missing = []
+    for f in sorted((ROOT/'collab_lessons').glob('[!_]*.py')):
+        mod = importlib.import_module(f'collab_lessons.{f.stem}')
+        missing += [f'{f.stem}.{n}' for n in getattr(mod, '__all__', []) if n.lower() not in ids]
+    assert not missing, f"exported names with no entry on the API page: {missing}"
+
+
+def test_search_finds_a_class(page, base_url):
+    page.goto(base_url + 'search.html?q=DotProductBias')
+    results = page.locator('#search-results li')
+    results.first.wait_for(timeout=15_000)
+    assert any('bias.html' in h for h in results.locator('a').evaluate_all('els => els.map(a => a.href)'))

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Build the docs site offline into _site/: nbdev's notebook processing (no Quarto needed), then Jupyter Book 1.
+# Usage: bash tools/docs.sh [--force]   (--force reprocesses every notebook, not only the changed ones)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+stamp=".venv/.docs-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "Installing the docs tools (the 'docs' extra) into .venv ..."
+  .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev,docs]"
+  rm -f .venv/.docs-* && touch "$stamp"
+fi
+force=False
+[ "${1:-}" = "--force" ] && force=True
+echo "== nbdev: nbs/ -> _proc/ (front matter, show_doc; outputs as stored, nothing is run) =="
+.venv/bin/python -c "from nbdev.serve import proc_nbs; proc_nbs(force=$force)"
+echo "== Jupyter Book: _proc/ -> _site/ =="
+.venv/bin/python docs_src/build_site.py
