@@ -5,8 +5,6 @@ Docutils drops non-ASCII letters, so Korean headings would get `#id3`; nbdev's d
 import re
 import unicodedata
 
-from docutils import nodes
-
 
 def pandoc_slug(title):
     "Pandoc's auto identifier: keep letters, digits, `_-.`; spaces to `-`; lower case; start at the first letter."
@@ -18,6 +16,7 @@ def pandoc_slug(title):
 
 def add_pandoc_ids(app, doctree):
     "Put the Pandoc id first on each section (the table of contents links to the first id)."
+    from docutils import nodes
     taken = set()
     for section in doctree.findall(nodes.section):
         base = pandoc_slug(section[0].astext())

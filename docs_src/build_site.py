@@ -28,7 +28,7 @@ SITE = ROOT/'_site'       # the built site (gitignored)
 PARTS = [(0, 79, '강의'), (80, 98, '더 나아가기'), (99, 99, '참고')]
 API_PAGE = 'api'          # generated API reference, listed last in the last part
 
-CALLOUTS = {'note': 'note', 'tip': 'tip', 'warning': 'warning', 'important': 'important', 'caution': 'caution'}
+CALLOUTS = ('note', 'tip', 'warning', 'important', 'caution')   # Quarto callout kinds; MyST has the same admonitions
 
 
 def doc_url_prefix(cfg):
@@ -74,10 +74,20 @@ def fix_links(md, pages, prefix):
     return re.sub(r'\]\(([^()\s]+?\.ipynb)(#[^()\s]*)?\)', nb_link, md)
 
 
+def callout(m):
+    "A Quarto callout block -> a MyST admonition (title from `title=` or a heading on its first line)."
+    kind = m.group(1) if m.group(1) in CALLOUTS else 'note'
+    title, body = re.search(r'title="([^"]*)"', m.group(2)), m.group(3).strip('\n')
+    head = re.match(r'#+\s+(.*)\n?', body)
+    if head: body = body[head.end():].strip('\n')
+    text = title.group(1) if title else head.group(1) if head else None
+    start = f':::{{admonition}} {text}\n:class: {kind}' if text else f':::{{{kind}}}'
+    return f'{start}\n{body}\n:::'
+
+
 def fix_markdown(md, pages, prefix):
     "Quarto/nbdev markdown -> MyST: callouts, link attributes, internal links."
-    md = re.sub(r'^:::\s*\{\.callout-(\w+)[^}]*\}\s*$',
-                lambda m: ':::{' + CALLOUTS.get(m.group(1), 'note') + '}', md, flags=re.M)
+    md = re.sub(r'^:::+\s*\{\.callout-(\w+)([^}]*)\}[ \t]*\n(.*?)^:::+[ \t]*$', callout, md, flags=re.M | re.S)
     md = re.sub(r'\[source\]\(([^()\s]+)\)\{[^}]*\}',
                 r'<a class="nbdev-source" href="\1" target="_blank" rel="noopener">source</a>', md)
     md = re.sub(r'(\]\([^()\s]+\))\{[^}]*\}', r'\1', md)
@@ -120,7 +130,7 @@ def convert_code(cell, pages, prefix):
         if echo != 'false': out.append(code_cell(body, [], cell.get('execution_count')))
         return out + ([md_cell(fix_markdown(md, pages, prefix))] if md else [])
     tags = (['remove-input'] if echo == 'false' else []) + (['remove-output'] if output == 'false' else [])
-    if opts.get('code-fold') in ('true', 'show'): tags.append('hide-input')
+    if opts.get('code-fold') == 'true': tags.append('hide-input')
     return [code_cell(body, cell.get('outputs', []), cell.get('execution_count'), tags)]
 
 
@@ -246,7 +256,17 @@ def prepare(proc):
     (BOOK/'_toc.yml').write_text(yaml.safe_dump(toc(entries), allow_unicode=True, sort_keys=False), encoding='utf-8')
     shutil.copy(DOCS_SRC/'_config.yml', BOOK/'_config.yml')
     for css in [ROOT/'nbs'/'styles.css', DOCS_SRC/'site.css']: shutil.copy(css, BOOK/'_static'/css.name)
+    copy_assets(proc)
     return entries
+
+
+def copy_assets(proc):
+    "Images and other files the notebooks link to (nbdev copies them from nbs/ into `_proc/`)."
+    for f in proc.rglob('*'):
+        rel = f.relative_to(proc)
+        if f.is_dir() or f.suffix in ('.ipynb', '.yml', '.yaml') or any(p[0] in '_.' for p in rel.parts): continue
+        (BOOK/rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, BOOK/rel)
 
 
 def build():
