@@ -7,7 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/summary.html.md"""
 # %% auto #0
 __all__ = ['COURSE_STEPS', 'lesson_scores', 'train_step', 'run_course']
 
-# %% ../nbs/70_summary.ipynb #b2843e71
+# %% ../nbs/70_summary.ipynb #d72f0a9c
 import ast
 import json
 import time
@@ -25,7 +25,7 @@ from .dot_product import DotProduct, rmse, valid_scores
 from .from_scratch import ScratchDotProductBias
 from .prediction_range import DotProductRange
 
-# %% ../nbs/70_summary.ipynb #b632ada8
+# %% ../nbs/70_summary.ipynb #d6692842
 COURSE_STEPS = [
     dict(step='dot_product', lesson='20_dot_product', model=DotProduct, wd=None),
     dict(step='sigmoid_range', lesson='30_prediction_range', model=DotProductRange, wd=None),
@@ -37,7 +37,7 @@ COURSE_STEPS = [
     dict(step='from_scratch', lesson='60_from_scratch', model=ScratchDotProductBias, wd=0.1),
 ]
 
-# %% ../nbs/70_summary.ipynb #5473f932
+# %% ../nbs/70_summary.ipynb #dd3797d4
 def _stored_scores(nb_path):
     "The `valid_scores` dicts stored as outputs of the code cells of the notebook at `nb_path`."
     cells = json.loads(Path(nb_path).read_text(encoding='utf-8'))['cells']
@@ -46,15 +46,19 @@ def _stored_scores(nb_path):
             text = ''.join(out.get('data', {}).get('text/plain', ''))
             if text.startswith("{'step': "): yield ast.literal_eval(text)
 
-# %% ../nbs/70_summary.ipynb #adb485b7
+# %% ../nbs/70_summary.ipynb #87a4a545
 def lesson_scores(nbs_path='.'):
     "Table of the validation scores stored in the course notebooks under `nbs_path`, one row per step."
     rows = [dict(s, lesson=nb.stem) for nb in sorted(Path(nbs_path).glob('[0-9]*.ipynb')) for s in _stored_scores(nb)]
     if not rows: raise FileNotFoundError(f"No stored `valid_scores` outputs in {Path(nbs_path).resolve()}: run the lessons first.")
     return pd.DataFrame(rows)[['lesson', 'step', 'valid_mse', 'valid_rmse']]
 
-# %% ../nbs/70_summary.ipynb #58356632
-def train_step(ratings, step, n_factors=50, epochs=5, lr=5e-3):
+# %% ../nbs/70_summary.ipynb #1265f620
+def train_step(ratings,      # table from `load_ratings`
+               step,         # an entry of `COURSE_STEPS`
+               n_factors=50, # size of each embedding vector
+               epochs=5,     # epochs of `fit_one_cycle`
+               lr=5e-3):     # peak learning rate
     "Train the model of the course `step` (an entry of `COURSE_STEPS`) on `ratings` exactly as its lesson does."
     dls = collab_dls(ratings, **step.get('dl_kwargs', {}))
     n_users, n_movies = len(dls.classes['user']), len(dls.classes['title'])
@@ -64,14 +68,16 @@ def train_step(ratings, step, n_factors=50, epochs=5, lr=5e-3):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, **fit_kwargs)
     return learn
 
-# %% ../nbs/70_summary.ipynb #b206421a
-def run_course(ratings=None, steps=COURSE_STEPS, show_progress=True):
-    "Train every course step on `ratings` (default: ML-100k) and return a table of validation scores and seconds."
+# %% ../nbs/70_summary.ipynb #5f51ad94
+def run_course(ratings=None,        # table from `load_ratings`; ML-100k when `None`
+               steps=COURSE_STEPS,  # the steps to train, in order
+               show_progress=True): # show a progress bar over the steps
+    "Train every course step on `ratings` (default: ML-100k); table of validation scores, the `wd` used, and seconds."
     if ratings is None: ratings = load_ratings('ml-100k')
     rows = []
     for step in progress_bar(steps, display=show_progress):
         start = time.perf_counter()
         learn = train_step(ratings, step)
         rows.append(dict(lesson=step['lesson'], **valid_scores(learn, step['step']), model=step['model'].__name__,
-                         wd=step['wd'], seconds=round(time.perf_counter() - start, 1)))
+                         wd=learn.opt.hypers[0]['wd'], seconds=round(time.perf_counter() - start, 1)))
     return pd.DataFrame(rows)

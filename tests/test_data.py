@@ -79,7 +79,7 @@ def test_verify_files_reports_partial_and_missing(tmp_path):
 
 @pytest.mark.parametrize('text, message', [
     ('196\t242\t3\t881250949\n186\t302\tthree\t891717742\n', "line 2: column 'rating' holds 'three'"),
-    ('196\t242\t\t881250949\n', "line 1: column 'rating' holds nan"),
+    ('196\t242\t\t881250949\n', "line 1: column 'rating' is empty"),
     ('196,242,3,881250949\n', 'has 1 column'),
     ('196\t242\t3\t881250949\t7\n', 'has 5 column'),
     ('', 'is not a MovieLens 100k ratings file'),
