@@ -2,10 +2,8 @@
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'docs_src'))
-build_site = pytest.importorskip('build_site')
+import build_site  # noqa: E402
 from anchors import pandoc_slug  # noqa: E402
 
 PREFIX = 'https://collab-lessons.github.io/collab-lessons/'
