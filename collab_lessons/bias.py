@@ -7,11 +7,11 @@ Docs: https://collab-lessons.github.io/collab-lessons/bias.html.md"""
 # %% auto #0
 __all__ = ['DotProductBias']
 
-# %% ../nbs/40_bias.ipynb #1fad5234
+# %% ../nbs/40_bias.ipynb #09abee73
 from fastai.layers import Embedding, sigmoid_range
 from fastai.torch_core import Module
 
-# %% ../nbs/40_bias.ipynb #aebf39b6
+# %% ../nbs/40_bias.ipynb #a010e0bb
 class DotProductBias(Module):
     "Dot product of user and movie factors plus a user bias and a movie bias, squashed into `y_range`."
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):

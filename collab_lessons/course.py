@@ -7,7 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/summary.html.md"""
 # %% auto #0
 __all__ = ['COURSE_STEPS', 'lesson_scores', 'train_step', 'run_course']
 
-# %% ../nbs/70_summary.ipynb #d72f0a9c
+# %% ../nbs/70_summary.ipynb #16528ef3
 import ast
 import json
 import time
@@ -25,7 +25,7 @@ from .dot_product import DotProduct, rmse, valid_scores
 from .from_scratch import ScratchDotProductBias
 from .prediction_range import DotProductRange
 
-# %% ../nbs/70_summary.ipynb #d6692842
+# %% ../nbs/70_summary.ipynb #ab4d089e
 COURSE_STEPS = [
     dict(step='dot_product', lesson='20_dot_product', model=DotProduct, wd=None),
     dict(step='sigmoid_range', lesson='30_prediction_range', model=DotProductRange, wd=None),
@@ -37,7 +37,7 @@ COURSE_STEPS = [
     dict(step='from_scratch', lesson='60_from_scratch', model=ScratchDotProductBias, wd=0.1),
 ]
 
-# %% ../nbs/70_summary.ipynb #dd3797d4
+# %% ../nbs/70_summary.ipynb #d0e6b62e
 def _stored_scores(nb_path):
     "The `valid_scores` dicts stored as outputs of the code cells of the notebook at `nb_path`."
     cells = json.loads(Path(nb_path).read_text(encoding='utf-8'))['cells']
@@ -46,14 +46,14 @@ def _stored_scores(nb_path):
             text = ''.join(out.get('data', {}).get('text/plain', ''))
             if text.startswith("{'step': "): yield ast.literal_eval(text)
 
-# %% ../nbs/70_summary.ipynb #87a4a545
+# %% ../nbs/70_summary.ipynb #2901f500
 def lesson_scores(nbs_path='.'):
     "Table of the validation scores stored in the course notebooks under `nbs_path`, one row per step."
     rows = [dict(s, lesson=nb.stem) for nb in sorted(Path(nbs_path).glob('[0-9]*.ipynb')) for s in _stored_scores(nb)]
     if not rows: raise FileNotFoundError(f"No stored `valid_scores` outputs in {Path(nbs_path).resolve()}: run the lessons first.")
     return pd.DataFrame(rows)[['lesson', 'step', 'valid_mse', 'valid_rmse']]
 
-# %% ../nbs/70_summary.ipynb #1265f620
+# %% ../nbs/70_summary.ipynb #74f0bfb1
 def train_step(ratings,      # table from `load_ratings`
                step,         # an entry of `COURSE_STEPS`
                n_factors=50, # size of each embedding vector
@@ -68,12 +68,13 @@ def train_step(ratings,      # table from `load_ratings`
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, **fit_kwargs)
     return learn
 
-# %% ../nbs/70_summary.ipynb #5f51ad94
+# %% ../nbs/70_summary.ipynb #325e18fd
 def run_course(ratings=None,        # table from `load_ratings`; ML-100k when `None`
-               steps=COURSE_STEPS,  # the steps to train, in order
+               steps=None,          # entries of `COURSE_STEPS` to train, in order; all when `None`
                show_progress=True): # show a progress bar over the steps
     "Train every course step on `ratings` (default: ML-100k); table of validation scores, the `wd` used, and seconds."
     if ratings is None: ratings = load_ratings('ml-100k')
+    if steps is None: steps = COURSE_STEPS
     rows = []
     for step in progress_bar(steps, display=show_progress):
         start = time.perf_counter()

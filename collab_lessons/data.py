@@ -9,7 +9,7 @@ __all__ = ['ML100K_CHECKSUMS', 'DATASETS', 'SPLITS', 'DataError', 'sha256_of', '
            'read_ratings', 'read_titles', 'add_titles', 'bundled_path', 'read_latest_small', 'load_ratings',
            'load_split', 'distinct_fraction', 'collab_dls']
 
-# %% ../nbs/10_data.ipynb #a4fba90d
+# %% ../nbs/10_data.ipynb #1ae441a1
 import hashlib
 from importlib.resources import files
 from pathlib import Path
@@ -20,17 +20,17 @@ from fastai.data.external import URLs, fastai_path, untar_data
 from fastai.tabular.core import TabDataLoader
 from fastai.torch_core import set_seed
 
-# %% ../nbs/10_data.ipynb #ddc37a33
+# %% ../nbs/10_data.ipynb #59d08353
 class DataError(Exception):
     "A dataset file is missing, incomplete or malformed; the message names the file and what to do."
 
-# %% ../nbs/10_data.ipynb #020e1ba2
+# %% ../nbs/10_data.ipynb #a527a090
 ML100K_CHECKSUMS = {
     'u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     'u.item': '553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701',
 }
 
-# %% ../nbs/10_data.ipynb #a6b1ddf8
+# %% ../nbs/10_data.ipynb #b66668d1
 def sha256_of(path):
     "SHA-256 hex digest of the file at `path`, read in 1 MiB chunks."
     digest = hashlib.sha256()
@@ -38,7 +38,7 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b''): digest.update(chunk)
     return digest.hexdigest()
 
-# %% ../nbs/10_data.ipynb #854e92c7
+# %% ../nbs/10_data.ipynb #73737e83
 def verify_files(folder,     # folder that should hold the files
                  checksums):  # file name -> expected SHA-256 hex digest
     "Return `folder` if every file named in `checksums` is there with the expected SHA-256, else raise `DataError`."
@@ -53,12 +53,12 @@ def verify_files(folder,     # folder that should hold the files
                             f"Delete {folder} and download again.")
     return folder
 
-# %% ../nbs/10_data.ipynb #5000088c
+# %% ../nbs/10_data.ipynb #21153681
 def ml100k_folder():
     "Where fastai keeps MovieLens 100k: `$FASTAI_HOME/data/ml-100k` (default `~/.fastai/data/ml-100k`)."
     return fastai_path('data')/'ml-100k'
 
-# %% ../nbs/10_data.ipynb #cda649d6
+# %% ../nbs/10_data.ipynb #f3cbcffa
 def ml100k_path():
     "Folder of a verified MovieLens 100k copy, downloaded with `untar_data` the first time."
     try: path = untar_data(URLs.ML_100k)
@@ -68,7 +68,7 @@ def ml100k_path():
                         "then try again.") from e
     return verify_files(path, ML100K_CHECKSUMS)
 
-# %% ../nbs/10_data.ipynb #9e81b2f3
+# %% ../nbs/10_data.ipynb #cca17817
 def _read_table(path, n_cols, what, **kwargs):
     "`pd.read_csv` without a header that insists on `n_cols` columns and names `path` in every error."
     path = Path(path)
@@ -81,7 +81,7 @@ def _read_table(path, n_cols, what, **kwargs):
                         "check the delimiter or replace the file.")
     return df
 
-# %% ../nbs/10_data.ipynb #2de11447
+# %% ../nbs/10_data.ipynb #d9e8c695
 def _as_numbers(df, cols, path, first_line=1):
     "Convert `cols` of `df` to numbers, raising `DataError` at the first line of `path` that is not a number."
     for col in cols:
@@ -95,7 +95,7 @@ def _as_numbers(df, cols, path, first_line=1):
         df[col] = values
     return df
 
-# %% ../nbs/10_data.ipynb #5c79de39
+# %% ../nbs/10_data.ipynb #3694818d
 def read_ratings(path):
     "Read ML-100k's tab-separated `u.data` into columns `user`, `movie`, `rating`, `timestamp`."
     df = _read_table(path, 4, 'a MovieLens 100k ratings file (user, movie, rating, timestamp separated by tabs)',
@@ -103,7 +103,7 @@ def read_ratings(path):
     df.columns = ['user', 'movie', 'rating', 'timestamp']
     return _as_numbers(df, ['user', 'movie', 'rating', 'timestamp'], path)
 
-# %% ../nbs/10_data.ipynb #29ab2043
+# %% ../nbs/10_data.ipynb #85fa60e3
 def read_titles(path):
     "Read ML-100k's `|`-separated, latin-1 `u.item` into columns `movie` and `title`."
     df = _read_table(path, 24, 'a MovieLens 100k movie file (24 fields separated by |, latin-1)',
@@ -111,7 +111,7 @@ def read_titles(path):
     df = df[[0, 1]].set_axis(['movie', 'title'], axis=1)
     return _as_numbers(df, ['movie'], path)
 
-# %% ../nbs/10_data.ipynb #0d97e15a
+# %% ../nbs/10_data.ipynb #063ec18b
 def add_titles(ratings, movies, source='the movie file'):
     "Merge `movies` titles into `ratings`, raising `DataError` if a rated movie has no title in `source`."
     missing = sorted(set(ratings['movie']) - set(movies['movie']))
@@ -120,15 +120,15 @@ def add_titles(ratings, movies, source='the movie file'):
                         "Use the movie file that belongs to these ratings.")
     return ratings.merge(movies)
 
-# %% ../nbs/10_data.ipynb #9e929db9
+# %% ../nbs/10_data.ipynb #9f3ae920
 DATASETS = ('ml-100k', 'ml-latest-small')
 
-# %% ../nbs/10_data.ipynb #9d684aaa
+# %% ../nbs/10_data.ipynb #cf3028a8
 def bundled_path():
     "Folder of the ml-latest-small copy shipped inside the package (with its licence `README.txt`)."
     return Path(str(files('collab_lessons')))/'datasets'/'ml-latest-small'
 
-# %% ../nbs/10_data.ipynb #dd569e90
+# %% ../nbs/10_data.ipynb #630509b1
 def read_latest_small(folder=None):
     "Ratings and titles of MovieLens latest-small (`ratings.csv.gz`, `movies.csv.gz`) with ML-100k column names."
     folder = Path(folder or bundled_path())
@@ -136,7 +136,7 @@ def read_latest_small(folder=None):
     movies = pd.read_csv(folder/'movies.csv.gz', usecols=['movieId', 'title']).rename(columns={'movieId': 'movie'})
     return ratings, movies
 
-# %% ../nbs/10_data.ipynb #3a3fa187
+# %% ../nbs/10_data.ipynb #8460ee54
 def load_ratings(dataset='ml-100k'):  # 'ml-100k' or 'ml-latest-small'
     "Ratings with a `title` column from `dataset`: 'ml-100k' (downloaded by fastai) or 'ml-latest-small' (bundled)."
     if dataset == 'ml-100k':
@@ -146,10 +146,10 @@ def load_ratings(dataset='ml-100k'):  # 'ml-100k' or 'ml-latest-small'
         return add_titles(*read_latest_small(), 'the bundled movies.csv.gz')
     raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}.")
 
-# %% ../nbs/10_data.ipynb #ef21d0f3
+# %% ../nbs/10_data.ipynb #460fe685
 SPLITS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')
 
-# %% ../nbs/10_data.ipynb #f98a7b40
+# %% ../nbs/10_data.ipynb #859edfe8
 def load_split(name='u1'):  # one of `SPLITS`
     "Train and test ratings, with titles, of one of ML-100k's canonical splits (`u1.base`/`u1.test`, ...)."
     if name not in SPLITS: raise DataError(f"Unknown split {name!r}: choose one of {', '.join(SPLITS)}.")
@@ -157,13 +157,13 @@ def load_split(name='u1'):  # one of `SPLITS`
     movies = read_titles(path/'u.item')
     return tuple(add_titles(read_ratings(path/f'{name}.{part}'), movies, path/'u.item') for part in ('base', 'test'))
 
-# %% ../nbs/10_data.ipynb #cad815c4
+# %% ../nbs/10_data.ipynb #ff75bba0
 def distinct_fraction(dl):
     "Fraction of `dl`'s rows that one epoch of its (possibly shuffled) index order visits."
     idxs = dl.get_idxs()
     return len(set(idxs)) / dl.n
 
-# %% ../nbs/10_data.ipynb #c43fe94a
+# %% ../nbs/10_data.ipynb #c885b6b7
 def collab_dls(ratings,                # table with `user`, `rating` and `item_name` columns
                item_name='title',      # column that names the item
                bs=64,                  # batch size

@@ -7,14 +7,14 @@ Docs: https://collab-lessons.github.io/collab-lessons/dot_product.html.md"""
 # %% auto #0
 __all__ = ['rmse', 'DotProduct', 'root_mean_squared_error', 'valid_scores']
 
-# %% ../nbs/20_dot_product.ipynb #068d96a8
+# %% ../nbs/20_dot_product.ipynb #0772b222
 import torch
 import torch.nn.functional as F
 from fastai.layers import Embedding
 from fastai.metrics import AccumMetric
 from fastai.torch_core import Module
 
-# %% ../nbs/20_dot_product.ipynb #7922f163
+# %% ../nbs/20_dot_product.ipynb #ff317470
 class DotProduct(Module):
     "Predict a rating as the dot product of a user's and a movie's embedding vectors."
     def __init__(self, n_users, n_movies, n_factors):
@@ -26,14 +26,14 @@ class DotProduct(Module):
         movies = self.movie_factors(x[:, 1])  # (bs, n_factors)
         return (users * movies).sum(dim=1)    # (bs,)
 
-# %% ../nbs/20_dot_product.ipynb #8b2aae20
+# %% ../nbs/20_dot_product.ipynb #9a4d7aa8
 def root_mean_squared_error(preds, targs):
     "Square root of the mean squared difference between `preds` and `targs`."
     return torch.sqrt(F.mse_loss(preds.float().view(-1), targs.float().view(-1)))
 
 rmse = AccumMetric(root_mean_squared_error, name='rmse')
 
-# %% ../nbs/20_dot_product.ipynb #e1742d57
+# %% ../nbs/20_dot_product.ipynb #3c223f5c
 def valid_scores(learn, step):
     "The last epoch's validation MSE and RMSE of `learn`, labelled with the course `step` name."
     names = list(learn.recorder.metric_names[1:-1])  # drop 'epoch' and 'time'

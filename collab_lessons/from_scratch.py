@@ -7,18 +7,18 @@ Docs: https://collab-lessons.github.io/collab-lessons/from_scratch.html.md"""
 # %% auto #0
 __all__ = ['create_params', 'ScratchDotProductBias', 'to_scratch']
 
-# %% ../nbs/60_from_scratch.ipynb #9f38e2fa
+# %% ../nbs/60_from_scratch.ipynb #6a0cc73d
 import torch
 from torch import nn
 from fastai.layers import sigmoid_range
 from fastai.torch_core import Module
 
-# %% ../nbs/60_from_scratch.ipynb #6ce3eef5
+# %% ../nbs/60_from_scratch.ipynb #8978e698
 def create_params(size):
     "A new `nn.Parameter` of shape `size` drawn from a normal distribution with mean 0 and std 0.01."
     return nn.Parameter(torch.zeros(*size).normal_(0, 0.01))
 
-# %% ../nbs/60_from_scratch.ipynb #68a68f5f
+# %% ../nbs/60_from_scratch.ipynb #d5279541
 class ScratchDotProductBias(Module):
     "`DotProductBias` built from `create_params` tensors indexed directly instead of `Embedding` layers."
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):
@@ -35,7 +35,7 @@ class ScratchDotProductBias(Module):
         res = res + self.user_bias[x[:, 0]] + self.movie_bias[x[:, 1]]  # (bs, 1)
         return sigmoid_range(res, *self.y_range)
 
-# %% ../nbs/60_from_scratch.ipynb #8f6a1487
+# %% ../nbs/60_from_scratch.ipynb #f3b99be0
 def to_scratch(model):
     "A `ScratchDotProductBias` holding copies of the weights of the `DotProductBias` `model`."
     n_users, n_factors = model.user_factors.weight.shape

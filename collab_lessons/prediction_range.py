@@ -7,11 +7,11 @@ Docs: https://collab-lessons.github.io/collab-lessons/prediction_range.html.md""
 # %% auto #0
 __all__ = ['DotProductRange']
 
-# %% ../nbs/30_prediction_range.ipynb #b46a858e
+# %% ../nbs/30_prediction_range.ipynb #23c164f1
 from fastai.layers import Embedding, sigmoid_range
 from fastai.torch_core import Module
 
-# %% ../nbs/30_prediction_range.ipynb #803abac5
+# %% ../nbs/30_prediction_range.ipynb #242f7934
 class DotProductRange(Module):
     "A `DotProduct` whose predictions are squashed into `y_range` by `sigmoid_range`."
     def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):

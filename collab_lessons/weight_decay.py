@@ -7,10 +7,10 @@ Docs: https://collab-lessons.github.io/collab-lessons/weight_decay.html.md"""
 # %% auto #0
 __all__ = ['param_norms']
 
-# %% ../nbs/50_weight_decay.ipynb #380b6719
+# %% ../nbs/50_weight_decay.ipynb #25263e99
 import pandas as pd
 
-# %% ../nbs/50_weight_decay.ipynb #236c1f9d
+# %% ../nbs/50_weight_decay.ipynb #e1584b94
 def param_norms(model):
     "L2 norm of each named parameter of `model`, as a `pd.Series` indexed by parameter name."
     return pd.Series({name: p.detach().norm().item() for name, p in model.named_parameters()}, name='norm')
