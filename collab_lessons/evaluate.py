@@ -8,7 +8,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/evaluate.html.md"""
 __all__ = ['split_dls', 'predict_pairs', 'rating_metrics', 'evaluate_ratings', 'score_matrix', 'ranking_metrics',
            'popularity_matrix']
 
-# %% ../nbs/86_evaluate.ipynb #fe65239e
+# %% ../nbs/86_evaluate.ipynb #15e5425b
 import math
 
 import pandas as pd
@@ -23,7 +23,7 @@ from fastai.torch_core import set_seed
 from .interpret import factors_and_biases
 from .recommend import encode_pairs
 
-# %% ../nbs/86_evaluate.ipynb #f06ad889
+# %% ../nbs/86_evaluate.ipynb #577d01b4
 def split_dls(train, test, item_name='title', bs=64, seed=42):
     "Seeded collaborative-filtering `DataLoaders` that train on `train` and validate on `test` (e.g. `load_split('u1')`)."
     ratings = pd.concat([train, test], ignore_index=True)
@@ -32,7 +32,7 @@ def split_dls(train, test, item_name='title', bs=64, seed=42):
     to = TabularCollab(ratings, [Categorify], ['user', item_name], y_names=['rating'], y_block=TransformBlock(), splits=splits)
     return to.dataloaders(bs=bs, dl_type=TabDataLoader, drop_last=False)
 
-# %% ../nbs/86_evaluate.ipynb #36e927ab
+# %% ../nbs/86_evaluate.ipynb #3e611041
 def predict_pairs(model, pairs):
     "Predicted ratings of `model` for (n, 2) user and movie index `pairs`, in evaluation mode without gradients."
     model.eval()
@@ -40,19 +40,19 @@ def predict_pairs(model, pairs):
         if isinstance(model, TabularModel): return model(pairs, pairs.new_zeros(len(pairs), 0).float()).view(-1)
         return model(pairs).view(-1)
 
-# %% ../nbs/86_evaluate.ipynb #7ed0f7e7
+# %% ../nbs/86_evaluate.ipynb #6f1426ac
 def rating_metrics(preds, targets):
     "RMSE and MAE of `preds` against `targets`."
     err = preds.float().view(-1) - torch.as_tensor(targets, dtype=torch.float).view(-1)
     return {'rmse': round(err.pow(2).mean().sqrt().item(), 4), 'mae': round(err.abs().mean().item(), 4)}
 
-# %% ../nbs/86_evaluate.ipynb #eaa79aa9
+# %% ../nbs/86_evaluate.ipynb #a2de0c67
 def evaluate_ratings(model, users, titles, test):
     "RMSE and MAE of `model` on the ratings in `test` (with `user`, `title`, `rating` columns)."
     pairs = encode_pairs(test, users, titles)
     return dict(rating_metrics(predict_pairs(model, pairs), test.rating.values), n_ratings=len(test))
 
-# %% ../nbs/86_evaluate.ipynb #96d3400e
+# %% ../nbs/86_evaluate.ipynb #884b8041
 def score_matrix(model, n_users, n_movies):
     "Predicted rating of every (user, movie) pair as a (n_users, n_movies) tensor."
     try: uf, ub, mf, mb = factors_and_biases(model)
@@ -63,7 +63,7 @@ def score_matrix(model, n_users, n_movies):
     res = uf @ mf.T + ub + mb.T  # (n_users, n_movies)
     return res if model.y_range is None else sigmoid_range(res, *model.y_range)
 
-# %% ../nbs/86_evaluate.ipynb #8a248fa8
+# %% ../nbs/86_evaluate.ipynb #aa49a59c
 def ranking_metrics(scores, train_pairs, test_pairs, test_ratings, k=10, threshold=4):
     "Mean precision@`k` and NDCG@`k` of ranking `scores`, over users with a test rating >= `threshold`; movies rated in training are not ranked."
     scores = scores.clone().float()
@@ -80,7 +80,7 @@ def ranking_metrics(scores, train_pairs, test_pairs, test_ratings, k=10, thresho
     ndcg = (hits * discounts).sum(1) / ideal
     return {f'precision@{k}': round(hits.mean().item(), 4), f'ndcg@{k}': round(ndcg.mean().item(), 4), 'users': len(rows)}
 
-# %% ../nbs/86_evaluate.ipynb #20481744
+# %% ../nbs/86_evaluate.ipynb #433a92f0
 def popularity_matrix(counts, n_users):
     "Popularity baseline scores: every user gets each movie's number of training ratings `counts`."
     return counts.float().unsqueeze(0).expand(n_users, -1)  # (n_users, n_movies)

@@ -8,7 +8,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/interpret.html.md"""
 __all__ = ['UnknownNameError', 'closest_matches', 'find_index', 'find_title', 'find_user', 'factors_and_biases',
            'movie_bias_table', 'pca', 'movie_counts', 'movie_pca', 'plot_movie_pca', 'similar_movies']
 
-# %% ../nbs/80_interpret.ipynb #5f405528
+# %% ../nbs/80_interpret.ipynb #c58ef432
 import difflib
 
 import pandas as pd
@@ -17,14 +17,14 @@ import torch.nn.functional as F
 from fastai.collab import EmbeddingDotBias
 from matplotlib.figure import Figure
 
-# %% ../nbs/80_interpret.ipynb #12d602a5
+# %% ../nbs/80_interpret.ipynb #6e0431db
 class UnknownNameError(LookupError):
     "A user id or movie title the model does not know; the message and `suggestions` list the closest known names."
     def __init__(self, message, suggestions=()):
         super().__init__(message)
         self.suggestions = list(suggestions)
 
-# %% ../nbs/80_interpret.ipynb #de2034c4
+# %% ../nbs/80_interpret.ipynb #19f6596f
 def closest_matches(query, choices, n=5):
     "Up to `n` entries of `choices` most like `query`: case-insensitive substring hits first, then `difflib` look-alikes."
     q = str(query).strip().lower()
@@ -33,7 +33,7 @@ def closest_matches(query, choices, n=5):
     fuzzy = difflib.get_close_matches(q, list(names), n=n, cutoff=0.5)
     return [names[k] for k in dict.fromkeys(hits + fuzzy)][:n]
 
-# %% ../nbs/80_interpret.ipynb #393cc863
+# %% ../nbs/80_interpret.ipynb #fc56238d
 def find_index(choices, query, what='name'):
     "Position of `query` in `choices` (exact, then case-insensitive); otherwise `UnknownNameError` with the closest matches."
     names = [str(c) for c in choices]
@@ -45,12 +45,12 @@ def find_index(choices, query, what='name'):
     hint = f" Did you mean: {'; '.join(suggestions)}?" if suggestions else " Check the spelling."
     raise UnknownNameError(f"Unknown {what} {query!r}: the model has no such {what}.{hint}", suggestions)
 
-# %% ../nbs/80_interpret.ipynb #280eaa89
+# %% ../nbs/80_interpret.ipynb #72c2427e
 def find_title(titles, title):
     "Index of the movie `title` in `titles`; a misspelt title raises `UnknownNameError` with the closest titles."
     return find_index(titles, title, 'movie title')
 
-# %% ../nbs/80_interpret.ipynb #c67163a6
+# %% ../nbs/80_interpret.ipynb #1c2c99f2
 def find_user(users, user):
     "Index of the user id `user` in `users`; an unknown id raises `UnknownNameError` naming the known range."
     try: return find_index(users, user, 'user id')
@@ -59,14 +59,14 @@ def find_user(users, user):
         raise UnknownNameError(f"Unknown user id {user!r}: the model has no such user. Known user ids run from "
                                f"{min(known)} to {max(known)} ({len(known)} users).", e.suggestions) from None
 
-# %% ../nbs/80_interpret.ipynb #5184c90c
+# %% ../nbs/80_interpret.ipynb #332faae7
 def factors_and_biases(model):
     "User factors, user biases, movie factors and movie biases of a `DotProductBias` or fastai `EmbeddingDotBias`, detached on the CPU."
     if isinstance(model, EmbeddingDotBias): layers = model.u_weight, model.u_bias, model.i_weight, model.i_bias
     else: layers = model.user_factors, model.user_bias, model.movie_factors, model.movie_bias
     return [layer.weight.detach().cpu() for layer in layers]
 
-# %% ../nbs/80_interpret.ipynb #4f2550e0
+# %% ../nbs/80_interpret.ipynb #08684821
 def movie_bias_table(model, titles, ratings):
     "Every movie's learned bias beside its mean rating and number of ratings in `ratings`, lowest bias first."
     bias = factors_and_biases(model)[3].squeeze(1)  # (n_movies,)
@@ -75,20 +75,20 @@ def movie_bias_table(model, titles, ratings):
     table = table[table.title != '#na#'].join(stats, on='title')
     return table.sort_values('bias', kind='stable').reset_index(drop=True)
 
-# %% ../nbs/80_interpret.ipynb #975d0381
+# %% ../nbs/80_interpret.ipynb #a6e4e6c2
 def pca(x, n_components=2):
     "Coordinates of the rows of `x` along its first `n_components` principal components (SVD of the centred rows)."
     x = x - x.mean(dim=0)                                 # (n_rows, n_cols)
     _, _, vt = torch.linalg.svd(x, full_matrices=False)  # vt: (n_cols, n_cols)
     return x @ vt[:n_components].T                        # (n_rows, n_components)
 
-# %% ../nbs/80_interpret.ipynb #d952d5c5
+# %% ../nbs/80_interpret.ipynb #89f71075
 def movie_counts(ratings, titles):
     "Number of ratings of each movie in `titles` (0 for `#na#` and unrated ones), as a tensor aligned with `titles`."
     counts = ratings.title.value_counts()
     return torch.tensor([int(counts.get(str(t), 0)) if str(t) != '#na#' else 0 for t in titles])
 
-# %% ../nbs/80_interpret.ipynb #1a928058
+# %% ../nbs/80_interpret.ipynb #cad0cee2
 def movie_pca(model, titles, counts, n_fit=1000):
     "First two principal components of the factors of the `n_fit` most-rated movies, most-rated first."
     top = counts.argsort(descending=True, stable=True)[:n_fit]
@@ -96,8 +96,8 @@ def movie_pca(model, titles, counts, n_fit=1000):
     return pd.DataFrame({'title': [str(titles[i]) for i in top.tolist()], 'n_ratings': counts[top].numpy(),
                          'pc1': coords[:, 0].numpy(), 'pc2': coords[:, 1].numpy()})
 
-# %% ../nbs/80_interpret.ipynb #45cf1818
-def plot_movie_pca(coords, n=50, figsize=(10, 10)):
+# %% ../nbs/80_interpret.ipynb #1b68c4ee
+def plot_movie_pca(coords, n=50, figsize=(9, 9)):
     "Scatter plot of the first `n` rows of `coords` (from `movie_pca`) labelled with their titles."
     fig = Figure(figsize=figsize)
     ax = fig.subplots()
@@ -108,7 +108,7 @@ def plot_movie_pca(coords, n=50, figsize=(10, 10)):
     ax.set_ylabel('second principal component')
     return fig
 
-# %% ../nbs/80_interpret.ipynb #b7fedda9
+# %% ../nbs/80_interpret.ipynb #399a00d8
 def similar_movies(model, titles, title, n=10, counts=None, min_ratings=0):
     "The `n` movies whose factors have the highest cosine similarity to `title`'s, leaving out movies with fewer than `min_ratings` ratings."
     i = find_title(titles, title)

@@ -8,7 +8,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/recommend.html.md"""
 __all__ = ['encode_pairs', 'seen_by', 'predict_for_user', 'user_predictions', 'top_unseen', 'recommend', 'most_rated',
            'bias_only', 'fold_in', 'check_rating', 'recommend_new_user']
 
-# %% ../nbs/84_recommend.ipynb #cb29c45b
+# %% ../nbs/84_recommend.ipynb #ecc01ef3
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ from fastai.layers import sigmoid_range
 
 from .interpret import factors_and_biases, find_title
 
-# %% ../nbs/84_recommend.ipynb #98b9e16e
+# %% ../nbs/84_recommend.ipynb #f4d0926d
 def encode_pairs(ratings, users, titles):
     "(user, movie) index pairs of the `user` and `title` columns of `ratings`; names the model does not know become 0 (`#na#`)."
     user_idx = {str(u): i for i, u in enumerate(users)}
@@ -25,25 +25,25 @@ def encode_pairs(ratings, users, titles):
     m = [title_idx.get(str(x), 0) for x in ratings['title']]
     return torch.tensor([u, m], dtype=torch.long).T.reshape(-1, 2)  # (n_ratings, 2)
 
-# %% ../nbs/84_recommend.ipynb #f2211592
+# %% ../nbs/84_recommend.ipynb #94369f73
 def seen_by(pairs, user_idx):
     "Movie indices that the user at `user_idx` rated, from (user, movie) index `pairs`."
     return pairs[pairs[:, 0] == user_idx, 1]
 
-# %% ../nbs/84_recommend.ipynb #4c9a61d8
+# %% ../nbs/84_recommend.ipynb #db6080d9
 def predict_for_user(model, user_vector, user_bias):
     "Predicted rating of every movie for a user given by `user_vector` (n_factors,) and `user_bias`, in the model's `y_range`."
     _, _, movie_factors, movie_bias = factors_and_biases(model)
     res = movie_factors @ user_vector + movie_bias.squeeze(1) + user_bias  # (n_movies,)
     return res if model.y_range is None else sigmoid_range(res, *model.y_range)
 
-# %% ../nbs/84_recommend.ipynb #3394717a
+# %% ../nbs/84_recommend.ipynb #afd3f7d7
 def user_predictions(model, user_idx):
     "Predicted rating of every movie for the known user at `user_idx`."
     user_factors, user_bias, _, _ = factors_and_biases(model)
     return predict_for_user(model, user_factors[user_idx], user_bias[user_idx, 0])
 
-# %% ../nbs/84_recommend.ipynb #7fcd0f0a
+# %% ../nbs/84_recommend.ipynb #7a37f3eb
 def top_unseen(scores, titles, seen=(), n=10, name='predicted_rating'):
     "The `n` highest `scores` with their titles, leaving out the movie indices in `seen` and the `#na#` slot."
     scores = scores.detach().clone().float()
@@ -52,24 +52,24 @@ def top_unseen(scores, titles, seen=(), n=10, name='predicted_rating'):
     top = scores.topk(min(n, int(torch.isfinite(scores).sum())))
     return pd.DataFrame({'title': [str(titles[i]) for i in top.indices.tolist()], name: top.values.numpy().round(2)})
 
-# %% ../nbs/84_recommend.ipynb #7d2f355a
+# %% ../nbs/84_recommend.ipynb #b074e2ae
 def recommend(model, titles, user_idx, seen=(), n=10):
     "The `n` movies with the highest predicted rating for the known user at `user_idx`, leaving out `seen`."
     return top_unseen(user_predictions(model, user_idx), titles, seen, n)
 
-# %% ../nbs/84_recommend.ipynb #a1e4a428
+# %% ../nbs/84_recommend.ipynb #85c1992a
 def most_rated(counts, titles, seen=(), n=10):
     "Popularity fallback: the `n` unseen movies with the most ratings (`counts` from `movie_counts`)."
     return top_unseen(counts.float(), titles, seen, n, name='n_ratings')
 
-# %% ../nbs/84_recommend.ipynb #8b10c32b
+# %% ../nbs/84_recommend.ipynb #dd3891c6
 def bias_only(model, titles, seen=(), n=10):
     "Fallback for a user we know nothing about: a zero user vector and bias, so only the movie biases rank."
     n_factors = factors_and_biases(model)[2].shape[1]
     return top_unseen(predict_for_user(model, torch.zeros(n_factors), 0.), titles, seen, n)
 
-# %% ../nbs/84_recommend.ipynb #6683c13f
-def fold_in(model, movie_idxs, ratings, wd=0.01, steps=300, lr=0.05):
+# %% ../nbs/84_recommend.ipynb #f3cf3a03
+def fold_in(model, movie_idxs, ratings, wd=0.3, steps=300, lr=0.05):
     "Learn a new user's factor vector and bias from their `ratings` of `movie_idxs`, with every movie parameter frozen."
     _, _, movie_factors, movie_bias = factors_and_biases(model)  # detached copies: the model cannot change
     movie_idxs = torch.as_tensor(movie_idxs, dtype=torch.long)
@@ -84,7 +84,7 @@ def fold_in(model, movie_idxs, ratings, wd=0.01, steps=300, lr=0.05):
         opt.zero_grad(); loss.backward(); opt.step()
     return vector.detach(), bias.detach()[0]
 
-# %% ../nbs/84_recommend.ipynb #91a63afb
+# %% ../nbs/84_recommend.ipynb #ffa2ec25
 def check_rating(title, rating, low=0.5, high=5.0):
     "`rating` as a float, or a `ValueError` naming `title` if it is not a number between `low` and `high`."
     try: value = float(rating)
@@ -93,7 +93,7 @@ def check_rating(title, rating, low=0.5, high=5.0):
         raise ValueError(f"Rating {rating!r} for {title!r} is not a number between {low} and {high}.")
     return value
 
-# %% ../nbs/84_recommend.ipynb #6cdf127c
+# %% ../nbs/84_recommend.ipynb #99ac17bc
 def recommend_new_user(model, titles, rated, n=10, **kwargs):
     "Top `n` movies for a new user who gave `rated` (a dict title -> rating), by `fold_in` with the movies frozen."
     if not rated: raise ValueError("Rate at least one movie, e.g. {'Star Wars (1977)': 5}.")
