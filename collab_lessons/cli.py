@@ -9,7 +9,7 @@ __all__ = ['EXIT_CODES', 'DEFAULT_OUT', 'DEFAULT_MODEL', 'FINAL_STEP', 'COMMANDS
            'save_course', 'cmd_course', 'cmd_train', 'cmd_recommend', 'cmd_similar', 'parse_ratings',
            'read_ratings_file', 'cmd_rate', 'main']
 
-# %% ../nbs/89_cli.ipynb #d7ff4b3b
+# %% ../nbs/89_cli.ipynb #f7c00281
 import warnings
 warnings.filterwarnings('ignore', category=FutureWarning, module='torch')  # the command's users can do nothing about these
 warnings.filterwarnings('ignore', message='The given NumPy array is not writable')
@@ -36,12 +36,12 @@ from .interpret import UnknownNameError, find_title, find_user, movie_counts, mo
 from .model_files import ModelFileError, load_model, save_learner
 from .recommend import check_rating, recommend, recommend_new_user, seen_by
 
-# %% ../nbs/89_cli.ipynb #a4f3a224
+# %% ../nbs/89_cli.ipynb #2eef4e3e
 EXIT_CODES = {'ok': 0, 'error': 1, 'usage': 2, 'data': 3, 'model_file': 4, 'unknown_name': 5}
 DEFAULT_OUT = 'course_output'
 DEFAULT_MODEL = f'{DEFAULT_OUT}/model.pt'
 
-# %% ../nbs/89_cli.ipynb #4905f2fe
+# %% ../nbs/89_cli.ipynb #f2b72e87
 _EPILOG = f"""exit codes: 0 ok, 1 unexpected error, 2 bad arguments or ratings, 3 data missing or invalid,
 4 model file missing, damaged or foreign, 5 unknown user id or movie title (closest matches are shown).
 
@@ -52,7 +52,7 @@ start here:
   collab-lessons rate "Star Wars (1977)=5" "Titanic (1997)=2"   # recommendations for a new user
 """
 
-# %% ../nbs/89_cli.ipynb #09e1098a
+# %% ../nbs/89_cli.ipynb #0d9a9ed0
 def _common_options():
     "Parent parser with the options every command takes: `--quiet` and `--json`."
     common = argparse.ArgumentParser(add_help=False)
@@ -60,13 +60,13 @@ def _common_options():
     common.add_argument('--json', action='store_true', help='print one JSON object on stdout instead of tables')
     return common
 
-# %% ../nbs/89_cli.ipynb #2c1ec892
+# %% ../nbs/89_cli.ipynb #69a58080
 def _add_model_option(parser):
     "Add `--model PATH` (a file saved by `course` or `train`) to `parser`."
     parser.add_argument('--model', default=DEFAULT_MODEL, metavar='PATH',
                         help=f'model file saved by `course` or `train` (default: {DEFAULT_MODEL})')
 
-# %% ../nbs/89_cli.ipynb #55d2b671
+# %% ../nbs/89_cli.ipynb #d455c09d
 def _add_training_commands(sub, common):
     "The `course` and `train` commands, which train models and save them."
     c = sub.add_parser('course', parents=[common], help="run the course's main job (start here)",
@@ -93,7 +93,7 @@ def _add_training_commands(sub, common):
     t.add_argument('--out', default=f'{DEFAULT_OUT}/trained_model.pt', metavar='PATH',
                    help=f'where to save the model (default: {DEFAULT_OUT}/trained_model.pt)')
 
-# %% ../nbs/89_cli.ipynb #733b300a
+# %% ../nbs/89_cli.ipynb #4bb686d0
 def _add_query_commands(sub, common):
     "The `recommend`, `similar` and `rate` commands, which read a saved model."
     r = sub.add_parser('recommend', parents=[common], help='top movies a known user has not rated yet',
@@ -115,7 +115,7 @@ def _add_query_commands(sub, common):
     rt.add_argument('-n', type=int, default=10, help='how many movies (default: 10)')
     _add_model_option(rt)
 
-# %% ../nbs/89_cli.ipynb #7bd7b4c0
+# %% ../nbs/89_cli.ipynb #8c59aa93
 def build_parser():
     "The `collab-lessons` argument parser with its five commands."
     parser = argparse.ArgumentParser(prog='collab-lessons', epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -127,22 +127,22 @@ def build_parser():
     _add_query_commands(sub, common)
     return parser
 
-# %% ../nbs/89_cli.ipynb #51f00e91
+# %% ../nbs/89_cli.ipynb #039381ab
 def _say(args, *msg):
     "Print `msg` on stderr unless `--quiet`."
     if not args.quiet: print(*msg, file=sys.stderr)
 
-# %% ../nbs/89_cli.ipynb #4664d755
+# %% ../nbs/89_cli.ipynb #f700cd84
 def _progress_to_stderr(args):
     "Context in which fastprogress bars and fastai's epoch table (which print to stdout) go to stderr."
     return redirect_stdout(sys.stderr) if not args.quiet else nullcontext()
 
-# %% ../nbs/89_cli.ipynb #4bdeb152
+# %% ../nbs/89_cli.ipynb #05982257
 def _bars(args):
     "Whether to draw progress bars: not with `--quiet`, and only when stderr is a terminal."
     return not args.quiet and sys.stderr.isatty()
 
-# %% ../nbs/89_cli.ipynb #666b92d6
+# %% ../nbs/89_cli.ipynb #a75b92a4
 def _emit(args, data, table=None, heading=None):
     "Print `data` as JSON with `--json`, else `heading` and `table` (a DataFrame) as text."
     if args.json: print(json.dumps(data, ensure_ascii=False, indent=1))
@@ -150,15 +150,15 @@ def _emit(args, data, table=None, heading=None):
         if heading: print(heading)
         if table is not None: print(table.to_string(index=False))
 
-# %% ../nbs/89_cli.ipynb #3e611035
+# %% ../nbs/89_cli.ipynb #6d2ff719
 def _ranked(table):
     "`table` with a 1-based `rank` column in front."
     return table.reset_index(drop=True).rename_axis('rank').reset_index().assign(rank=lambda d: d['rank'] + 1)
 
-# %% ../nbs/89_cli.ipynb #e1bddfad
+# %% ../nbs/89_cli.ipynb #af1fb027
 FINAL_STEP = 'weight_decay'
 
-# %% ../nbs/89_cli.ipynb #6371d57d
+# %% ../nbs/89_cli.ipynb #546f5405
 def plot_scores(table):
     "Horizontal bar chart of each course step's validation MSE."
     fig = Figure(figsize=(7, 0.5 * len(table) + 1.2))
@@ -171,13 +171,13 @@ def plot_scores(table):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/89_cli.ipynb #c9d70549
+# %% ../nbs/89_cli.ipynb #47f04fac
 def run_steps(ratings, steps, epochs=5, show_progress=True, log=None):
     "Train each course step on `ratings` (calling `log` with a line per step); return the results table and the final `Learner`."
     rows, final = [], None
-    bar = progress_bar(steps, display=show_progress)
-    for step in bar:
-        bar.comment = step['step']
+    bar = progress_bar(steps) if show_progress else None  # even a hidden fastprogress bar prints a test character
+    for step in bar if bar is not None else steps:
+        if bar is not None: bar.comment = step['step']
         start = time.perf_counter()
         learn = train_step(ratings, step, epochs=epochs)
         scores = valid_scores(learn, step['step'])
@@ -188,7 +188,7 @@ def run_steps(ratings, steps, epochs=5, show_progress=True, log=None):
         if log: log(f"  {len(rows)}/{len(steps)} {step['step']}: valid MSE {scores['valid_mse']} ({rows[-1]['seconds']} s)")
     return pd.DataFrame(rows), final
 
-# %% ../nbs/89_cli.ipynb #54785397
+# %% ../nbs/89_cli.ipynb #5f7f66e3
 def save_course(out, table, learn, ratings, dataset):
     "Write the final model, the results table (CSV, JSON) and the plots into the folder `out`; return the file paths."
     out = Path(out)
@@ -207,7 +207,7 @@ def save_course(out, table, learn, ratings, dataset):
         paths.append(out/name)
     return paths
 
-# %% ../nbs/89_cli.ipynb #538e78c1
+# %% ../nbs/89_cli.ipynb #710d22aa
 def cmd_course(args):
     "The `course` command: train the course's steps, print the table and save model, table and plots."
     steps = [s for s in COURSE_STEPS if s['step'] == FINAL_STEP] if args.final_only else COURSE_STEPS
@@ -225,21 +225,21 @@ def cmd_course(args):
                f"Next: collab-lessons recommend --user 42 --model {Path(args.out)/'model.pt'}")
     return EXIT_CODES['ok']
 
-# %% ../nbs/89_cli.ipynb #db1de652
+# %% ../nbs/89_cli.ipynb #10a40eea
 def _train_dls(args):
     "DataLoaders for `train`, the ratings the model file records as seen, and the held-out ratings (or `None`)."
     if args.split == 'random':
         ratings = load_ratings(args.dataset)
         return collab_dls(ratings, bs=args.bs, seed=args.seed), ratings, None
-    if args.dataset != 'ml-100k':
-        raise ValueError(f"--split {args.split} is one of ML-100k's canonical splits: use it with --dataset ml-100k, "
-                         "or --split random.")
     train, test = load_split(args.split)
     return split_dls(train, test, bs=args.bs, seed=args.seed), pd.concat([train, test]), test
 
-# %% ../nbs/89_cli.ipynb #fc96df46
+# %% ../nbs/89_cli.ipynb #3c0c02ff
 def cmd_train(args):
     "The `train` command: train one dot-product model with the given recipe and save it."
+    if args.split != 'random' and args.dataset != 'ml-100k':
+        raise ValueError(f"--split {args.split} is one of ML-100k's canonical splits: use it with --dataset ml-100k, "
+                         "or --split random.")
     _say(args, f"Loading {args.dataset} ({args.split} split) ...")
     dls, ratings, test = _train_dls(args)
     learn = make_learner(dls, args.model_kind, n_factors=args.factors)
@@ -258,7 +258,7 @@ def cmd_train(args):
                f"Next: collab-lessons recommend --user 42 --model {args.out}")
     return EXIT_CODES['ok']
 
-# %% ../nbs/89_cli.ipynb #669c4d52
+# %% ../nbs/89_cli.ipynb #1ec58d51
 def cmd_recommend(args):
     "The `recommend` command: the top `-n` movies the user has not rated, by predicted rating."
     saved = load_model(args.model)
@@ -269,7 +269,7 @@ def cmd_recommend(args):
           heading=f"Top {len(recs)} movies for user {name} (leaving out the {len(seen_by(saved.seen, user))} they rated):")
     return EXIT_CODES['ok']
 
-# %% ../nbs/89_cli.ipynb #6969ce03
+# %% ../nbs/89_cli.ipynb #feadc81c
 def cmd_similar(args):
     "The `similar` command: the `-n` movies whose factors are most similar to the title's."
     saved = load_model(args.model)
@@ -280,7 +280,7 @@ def cmd_similar(args):
                   f"movies with at least {args.min_ratings} ratings):")
     return EXIT_CODES['ok']
 
-# %% ../nbs/89_cli.ipynb #df8cc897
+# %% ../nbs/89_cli.ipynb #9b7f0116
 def parse_ratings(items, where='argument'):
     "Turn `TITLE=RATING` strings into a dict title -> rating, with a `ValueError` naming the bad item."
     rated = {}
@@ -291,7 +291,7 @@ def parse_ratings(items, where='argument'):
         rated[title.strip()] = check_rating(title.strip(), rating.strip())
     return rated
 
-# %% ../nbs/89_cli.ipynb #8eddada0
+# %% ../nbs/89_cli.ipynb #662c40ce
 def read_ratings_file(path):
     "The `TITLE=RATING` lines of the text file at `path` (blank lines and `#` comments skipped) as a dict."
     path = Path(path)
@@ -299,7 +299,7 @@ def read_ratings_file(path):
     lines = [l.strip() for l in path.read_text(encoding='utf-8').splitlines()]
     return parse_ratings([l for l in lines if l and not l.startswith('#')], where=f'{path}, rating')
 
-# %% ../nbs/89_cli.ipynb #4cadf935
+# %% ../nbs/89_cli.ipynb #f60fd796
 def cmd_rate(args):
     "The `rate` command: fold a new user in from their ratings and recommend `-n` movies they have not rated."
     rated = parse_ratings(args.ratings)
@@ -312,17 +312,17 @@ def cmd_rate(args):
           heading=f"Top {len(recs)} movies for a new user who rated {len(rated)} movie(s):")
     return EXIT_CODES['ok']
 
-# %% ../nbs/89_cli.ipynb #8f3f76eb
+# %% ../nbs/89_cli.ipynb #d11c2ace
 COMMANDS = {'course': cmd_course, 'train': cmd_train, 'recommend': cmd_recommend, 'similar': cmd_similar, 'rate': cmd_rate}
 
-# %% ../nbs/89_cli.ipynb #154e0f22
+# %% ../nbs/89_cli.ipynb #4f821886
 def _fail(args, error, code):
     "Report `error` on stderr (and as JSON on stdout with `--json`) and return the exit `code`."
     print(f"collab-lessons {args.command}: error: {error}", file=sys.stderr)
     if args.json: print(json.dumps(dict(error=str(error), exit_code=code), ensure_ascii=False))
     return code
 
-# %% ../nbs/89_cli.ipynb #5a3f919e
+# %% ../nbs/89_cli.ipynb #2dc46316
 def main(argv=None):
     "Run the `collab-lessons` command line with `argv` (default: `sys.argv[1:]`) and return its exit code."
     args = build_parser().parse_args(argv)

@@ -70,7 +70,7 @@ def factors_and_biases(model):
 def movie_bias_table(model, titles, ratings):
     "Every movie's learned bias beside its mean rating and number of ratings in `ratings`, lowest bias first."
     bias = factors_and_biases(model)[3].squeeze(1)  # (n_movies,)
-    table = pd.DataFrame({'title': [str(t) for t in titles], 'bias': bias.numpy().round(3)})
+    table = pd.DataFrame({'title': [str(t) for t in titles], 'bias': bias.double().numpy().round(3)})
     stats = ratings.groupby('title').rating.agg(mean_rating='mean', n_ratings='size').round(2)
     table = table[table.title != '#na#'].join(stats, on='title')
     return table.sort_values('bias', kind='stable').reset_index(drop=True)
@@ -117,4 +117,4 @@ def similar_movies(model, titles, title, n=10, counts=None, min_ratings=0):
     if counts is not None: sims[counts < min_ratings] = float('-inf')
     sims[[0, i]] = float('-inf')
     top = sims.topk(min(n, int(torch.isfinite(sims).sum())))
-    return pd.DataFrame({'title': [str(titles[j]) for j in top.indices.tolist()], 'similarity': top.values.numpy().round(3)})
+    return pd.DataFrame({'title': [str(titles[j]) for j in top.indices.tolist()], 'similarity': top.values.double().numpy().round(3)})

@@ -8,7 +8,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/model_files.html.md"""
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'ModelFileError', 'model_record', 'atomic_save', 'save_model', 'save_learner',
            'SavedModel', 'load_model']
 
-# %% ../nbs/88_model_files.ipynb #d499232b
+# %% ../nbs/88_model_files.ipynb #313110e1
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -20,21 +20,21 @@ from .bias import DotProductBias
 from .interpret import factors_and_biases, movie_counts
 from .recommend import encode_pairs
 
-# %% ../nbs/88_model_files.ipynb #bd93e61c
+# %% ../nbs/88_model_files.ipynb #43afd735
 MODEL_FORMAT = 'collab_lessons.model'
 MODEL_VERSION = 1
 
-# %% ../nbs/88_model_files.ipynb #f6fedfe8
+# %% ../nbs/88_model_files.ipynb #260ef0cb
 class ModelFileError(Exception):
     "A model file is missing, damaged, foreign or unsafe; the message names the file and what to do."
 
-# %% ../nbs/88_model_files.ipynb #60d7438e
+# %% ../nbs/88_model_files.ipynb #a15e382a
 def _plain(x):
     "`x` as a plain Python `int` if it is a whole number, else as `str` (what `weights_only=True` accepts)."
     try: return int(x) if float(x) == int(x) else str(x)
     except (TypeError, ValueError, OverflowError): return str(x)
 
-# %% ../nbs/88_model_files.ipynb #4df58b2a
+# %% ../nbs/88_model_files.ipynb #89a7cddb
 def model_record(model, users, titles, ratings=None, info=None):
     "Everything a model file holds as tensors, lists and numbers: weights, vocabularies, seen pairs, movie counts, `info`."
     try: uf, ub, mf, mb = factors_and_biases(model)
@@ -48,7 +48,7 @@ def model_record(model, users, titles, ratings=None, info=None):
     return dict(format=MODEL_FORMAT, version=MODEL_VERSION, info=info, users=[_plain(u) for u in users],
                 titles=[str(t) for t in titles], weights=weights, seen=seen, counts=counts)
 
-# %% ../nbs/88_model_files.ipynb #21cdf6e1
+# %% ../nbs/88_model_files.ipynb #9a2935b3
 def atomic_save(obj, path):
     "`torch.save` `obj` to a temporary file beside `path`, then rename it over `path`, so `path` is never half-written."
     path = Path(path)
@@ -63,29 +63,30 @@ def atomic_save(obj, path):
     finally: tmp.unlink(missing_ok=True)
     return path
 
-# %% ../nbs/88_model_files.ipynb #cb01d06c
+# %% ../nbs/88_model_files.ipynb #ffc291c2
 def save_model(path, model, users, titles, ratings=None, info=None):
     "Save `model` with its `users` and `titles` vocabularies, what each user rated in `ratings` and an `info` dict, to `path` safely."
     return atomic_save(model_record(model, users, titles, ratings, info), path)
 
-# %% ../nbs/88_model_files.ipynb #6fe57694
+# %% ../nbs/88_model_files.ipynb #bedc5bf2
 def save_learner(path, learn, ratings=None, info=None):
     "Save the dot-product model of `learn` with its DataLoaders' `user` and `title` vocabularies (see `save_model`)."
     classes = learn.dls.classes
     return save_model(path, learn.model, list(classes['user']), list(classes['title']), ratings, info)
 
-# %% ../nbs/88_model_files.ipynb #e5539525
+# %% ../nbs/88_model_files.ipynb #3a57fb68
 def _first_line(error):
     "The first line of the message of `error` (PyTorch's messages can run to many lines)."
     return (str(error).splitlines() or [type(error).__name__])[0]
 
-# %% ../nbs/88_model_files.ipynb #69622ab3
+# %% ../nbs/88_model_files.ipynb #e9309997
 def _unreadable(path, error):
-    "Message for a file that `torch.load` cannot read at all."
-    return (f"{path} is damaged, truncated or not a PyTorch file ({type(error).__name__}: {_first_line(error)}). "
+    "Message for a file that `torch.load` cannot read at all (PyTorch's own advice to drop `weights_only` left out)."
+    detail = 'not a PyTorch archive' if isinstance(error, pickle.UnpicklingError) else _first_line(error).split('. ')[0]
+    return (f"{path} is damaged, truncated or not a PyTorch file ({detail}). "
             "Save or train the model again, or pass a model file made by `save_model`.")
 
-# %% ../nbs/88_model_files.ipynb #45b18662
+# %% ../nbs/88_model_files.ipynb #963c10c4
 def _read_record(path):
     "The plain-data record in the model file at `path`, read with `weights_only=True`; `ModelFileError` otherwise."
     path = Path(path)
@@ -100,7 +101,7 @@ def _read_record(path):
         raise ModelFileError(_unreadable(path, e)) from None
     except Exception as e: raise ModelFileError(_unreadable(path, e)) from None
 
-# %% ../nbs/88_model_files.ipynb #95224206
+# %% ../nbs/88_model_files.ipynb #9b3a60f3
 def _check_record(record, path):
     "Raise `ModelFileError` unless `record` looks like a model file of a version this library can read."
     if not isinstance(record, dict) or record.get('format') != MODEL_FORMAT:
@@ -112,7 +113,7 @@ def _check_record(record, path):
     missing = [k for k in ('info', 'users', 'titles', 'weights', 'seen', 'counts') if k not in record]
     if missing: raise ModelFileError(f"{path} lacks {missing}: it is damaged. Save or train the model again.")
 
-# %% ../nbs/88_model_files.ipynb #957c9da0
+# %% ../nbs/88_model_files.ipynb #414efd30
 @dataclass
 class SavedModel:
     "A loaded model file: the `DotProductBias`, its vocabularies, what each user rated, movie counts and `info`."
@@ -123,7 +124,7 @@ class SavedModel:
     counts: torch.Tensor  # (n_movies,) number of ratings per movie
     info: dict = field(default_factory=dict)
 
-# %% ../nbs/88_model_files.ipynb #b0b67046
+# %% ../nbs/88_model_files.ipynb #81f99fe2
 def load_model(path):
     "Load a model file written by `save_model` without running any code in it; `ModelFileError` if it is not one."
     record = _read_record(path)

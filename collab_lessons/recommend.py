@@ -50,7 +50,7 @@ def top_unseen(scores, titles, seen=(), n=10, name='predicted_rating'):
     scores[0] = float('-inf')
     scores[torch.as_tensor(seen, dtype=torch.long)] = float('-inf')
     top = scores.topk(min(n, int(torch.isfinite(scores).sum())))
-    return pd.DataFrame({'title': [str(titles[i]) for i in top.indices.tolist()], name: top.values.numpy().round(2)})
+    return pd.DataFrame({'title': [str(titles[i]) for i in top.indices.tolist()], name: top.values.double().numpy().round(2)})
 
 # %% ../nbs/84_recommend.ipynb #b074e2ae
 def recommend(model, titles, user_idx, seen=(), n=10):
