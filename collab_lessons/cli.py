@@ -181,7 +181,8 @@ def run_steps(ratings, steps, epochs=5, show_progress=True, log=None):
         start = time.perf_counter()
         learn = train_step(ratings, step, epochs=epochs)
         scores = valid_scores(learn, step['step'])
-        rows.append(dict(step=step['step'], model=step['model'].__name__, wd=step['wd'], epochs=epochs,
+        wd = 'default' if step['wd'] is None else step['wd']  # no wd given: fastai's Adam uses its default
+        rows.append(dict(step=step['step'], model=step['model'].__name__, wd=wd, epochs=epochs,
                          valid_mse=scores['valid_mse'], valid_rmse=scores['valid_rmse'],
                          seconds=round(time.perf_counter() - start, 1)))
         if step['step'] == FINAL_STEP: final = learn

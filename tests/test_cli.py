@@ -121,3 +121,15 @@ def test_course_on_ml100k_then_recommend_similar_rate(ml100k, capsys, tmp_path):
     assert code == 0 and len(json.loads(out)['similar']) == 10
     code, out, _ = run(capsys, 'rate', 'Star Wars (1977)=5', 'Toy Story (1995)=4', 'Fargo (1996)=1', '--model', model, '--json')
     assert code == 0 and 'Star Wars (1977)' not in {r['title'] for r in json.loads(out)['recommendations']}
+
+
+def test_run_steps_table_and_final_learner(tiny_ratings):
+    from collab_lessons.cli import FINAL_STEP, run_steps
+    from collab_lessons.course import COURSE_STEPS
+    steps = [s for s in COURSE_STEPS if s['step'] in ('bias', FINAL_STEP)]
+    lines = []
+    table, final = run_steps(tiny_ratings, steps, epochs=1, show_progress=False, log=lines.append)
+    assert list(table.step) == ['bias', FINAL_STEP] and list(table.wd) == ['default', 0.1]
+    assert list(table.columns) == ['step', 'model', 'wd', 'epochs', 'valid_mse', 'valid_rmse', 'seconds']
+    assert final is not None and final.recorder.values[-1][1] == pytest.approx(table.valid_mse[1], abs=1e-4)
+    assert len(lines) == 2 and lines[0].startswith('  1/2 bias: valid MSE')
