@@ -1,0 +1,135 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from collab_lessons.bias import DotProductBias
+from collab_lessons.cli import EXIT_CODES, build_parser, main, parse_ratings, read_ratings_file
+from collab_lessons.model_files import save_model
+
+TITLES = ['#na#', 'Star Wars (1977)', 'Return of the Jedi (1983)', 'Toy Story (1995)', 'Fargo (1996)', 'Scream (1996)']
+USERS = ['#na#', 1, 2, 3]
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    import pandas as pd
+    torch.manual_seed(0)
+    model = DotProductBias(len(USERS), len(TITLES), 3)
+    ratings = pd.DataFrame({'user': [1, 1, 2, 3], 'rating': [5, 4, 3, 2],
+                            'title': ['Star Wars (1977)', 'Fargo (1996)', 'Toy Story (1995)', 'Scream (1996)']})
+    return str(save_model(tmp_path/'model.pt', model, USERS, TITLES, ratings))
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_commands_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as e: main(['--help'])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    for word in ['course', 'train', 'recommend', 'similar', 'rate', 'exit codes', 'collab-lessons course']: assert word in out
+
+
+def test_usage_errors_exit_2(capsys):
+    for argv in ([], ['recommend'], ['course', '--dataset', 'ml-1m']):
+        with pytest.raises(SystemExit) as e: main(argv)
+        assert e.value.code == 2
+
+
+def test_recommend_table_and_json(capsys, model_file):
+    code, out, err = run(capsys, 'recommend', '--user', '1', '-n', '2', '--model', model_file)
+    assert code == 0 and 'Top 2 movies for user 1' in out and 'Star Wars' not in out
+    code, out, _ = run(capsys, 'recommend', '--user', '1', '-n', '3', '--model', model_file, '--json')
+    data = json.loads(out)
+    assert data['user'] == 1 and [r['rank'] for r in data['recommendations']] == [1, 2, 3]
+    assert not {'Star Wars (1977)', 'Fargo (1996)'} & {r['title'] for r in data['recommendations']}
+
+
+def test_similar_resolves_case(capsys, model_file):
+    code, out, _ = run(capsys, 'similar', 'star wars (1977)', '--min-ratings', '0', '--model', model_file, '--json')
+    data = json.loads(out)
+    assert code == 0 and data['title'] == 'Star Wars (1977)' and len(data['similar']) == 4
+
+
+def test_rate_from_arguments_and_file(capsys, tmp_path, model_file):
+    f = tmp_path/'mine.txt'
+    f.write_text('# my ratings\nToy Story (1995)=4\n\nscream (1996) = 1\n')
+    code, out, _ = run(capsys, 'rate', 'Star Wars (1977)=5', '--file', str(f), '--model', model_file, '--json')
+    data = json.loads(out)
+    assert code == 0 and data['rated'] == {'Star Wars (1977)': 5.0, 'Toy Story (1995)': 4.0, 'Scream (1996)': 1.0}
+    assert {r['title'] for r in data['recommendations']} == {'Return of the Jedi (1983)', 'Fargo (1996)'}
+
+
+def test_error_exit_codes(capsys, tmp_path, model_file):
+    code, _, err = run(capsys, 'similar', 'Star Wars', '--model', model_file)
+    assert code == EXIT_CODES['unknown_name'] == 5 and 'Did you mean: Star Wars (1977)' in err
+    code, _, err = run(capsys, 'recommend', '--user', '42', '--model', model_file)
+    assert code == 5 and 'Known user ids run from 1 to 3' in err
+    code, _, err = run(capsys, 'recommend', '--user', '1', '--model', str(tmp_path/'none.pt'))
+    assert code == EXIT_CODES['model_file'] == 4 and 'collab-lessons course' in err
+    code, out, err = run(capsys, 'rate', 'Star Wars (1977)=7', '--model', model_file, '--json')
+    assert code == 2 and json.loads(out)['exit_code'] == 2 and 'between 0.5 and 5' in err
+    code, _, err = run(capsys, 'rate', '--model', model_file)
+    assert code == 2 and 'at least one rating' in err
+    code, _, err = run(capsys, 'rate', '--file', str(tmp_path/'none.txt'), '--model', model_file)
+    assert code == EXIT_CODES['data'] == 3
+    code, _, err = run(capsys, 'train', '--dataset', 'ml-latest-small', '--split', 'u1', '--out', str(tmp_path/'x.pt'))
+    assert code == 2 and '--dataset ml-100k' in err
+
+
+def test_parse_ratings():
+    assert parse_ratings(['A=B (2000)=4.5']) == {'A=B (2000)': 4.5}
+    with pytest.raises(ValueError, match='TITLE=RATING'): parse_ratings(['Fargo (1996)'])
+    with pytest.raises(ValueError, match='TITLE=RATING'): parse_ratings(['=4'])
+
+
+def test_train_on_bundled_data_and_query(capsys, tmp_path):
+    path = str(tmp_path/'m.pt')
+    code, out, err = run(capsys, 'train', '--dataset', 'ml-latest-small', '--epochs', '1', '--factors', '8', '--out', path, '--json')
+    data = json.loads(out)
+    assert code == 0 and data['model'] == 'DotProductBias' and 0.5 < data['valid_mse'] < 1.5
+    code, out, _ = run(capsys, 'similar', 'Toy Story (1995)', '-n', '3', '--model', path, '--quiet')
+    assert code == 0 and out.count('\n') == 5  # heading, column names and 3 rows
+
+
+def test_console_script_is_declared():
+    import tomllib
+    from pathlib import Path
+    conf = tomllib.loads((Path(__file__).parents[1]/'pyproject.toml').read_text())
+    assert conf['project']['scripts']['collab-lessons'] == 'collab_lessons.cli:main'
+
+
+@pytest.mark.slow
+def test_course_on_ml100k_then_recommend_similar_rate(ml100k, capsys, tmp_path):
+    out_dir = tmp_path/'out'
+    code, out, err = run(capsys, 'course', '--final-only', '--epochs', '1', '--out', str(out_dir), '--json')
+    data = json.loads(out)
+    assert code == 0 and data['output_folder'] == str(out_dir.resolve())
+    assert {'model.pt', 'results.csv', 'results.json', 'valid_mse.png', 'movie_pca.png'} <= {p.name for p in out_dir.iterdir()}
+    assert data['results'][0]['step'] == 'weight_decay' and data['results'][0]['valid_mse'] < 1.0
+    model = str(out_dir/'model.pt')
+    code, out, _ = run(capsys, 'recommend', '--user', '42', '--model', model, '--json')
+    recs = [r['title'] for r in json.loads(out)['recommendations']]
+    assert code == 0 and len(recs) == 10 and not set(recs) & set(ml100k.title[ml100k.user == 42])
+    code, out, _ = run(capsys, 'similar', 'Star Wars (1977)', '--model', model, '--json')
+    assert code == 0 and len(json.loads(out)['similar']) == 10
+    code, out, _ = run(capsys, 'rate', 'Star Wars (1977)=5', 'Toy Story (1995)=4', 'Fargo (1996)=1', '--model', model, '--json')
+    assert code == 0 and 'Star Wars (1977)' not in {r['title'] for r in json.loads(out)['recommendations']}
+
+
+def test_run_steps_table_and_final_learner(tiny_ratings):
+    from collab_lessons.cli import FINAL_STEP, run_steps
+    from collab_lessons.course import COURSE_STEPS
+    steps = [s for s in COURSE_STEPS if s['step'] in ('bias', FINAL_STEP)]
+    lines = []
+    table, final = run_steps(tiny_ratings, steps, epochs=1, show_progress=False, log=lines.append)
+    assert list(table.step) == ['bias', FINAL_STEP] and list(table.wd) == ['default', 0.1]
+    assert list(table.columns) == ['step', 'model', 'wd', 'epochs', 'valid_mse', 'valid_rmse', 'seconds']
+    assert final is not None and final.recorder.values[-1][1] == pytest.approx(table.valid_mse[1], abs=1e-4)
+    assert len(lines) == 2 and lines[0].startswith('  1/2 bias: valid MSE')
