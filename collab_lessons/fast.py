@@ -7,7 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/fast_training.html.md"""
 # %% auto #0
 __all__ = ['encode_ids', 'TensorLoader', 'fast_loaders', 'FastDotProductBias', 'evaluate', 'fit_fast', 'lazy_step', 'fit_lazy']
 
-# %% ../nbs/91_fast_training.ipynb #3d49f0d0
+# %% ../nbs/91_fast_training.ipynb #ab358767
 import time
 
 import numpy as np
@@ -17,7 +17,7 @@ from torch import nn
 
 from .data import DataError
 
-# %% ../nbs/91_fast_training.ipynb #5a1fa56c
+# %% ../nbs/91_fast_training.ipynb #677ab5b5
 def encode_ids(values, # ids of one column, e.g. `ratings['user'].to_numpy()`
                classes=None, # sorted distinct ids to number against; `None` builds them from `values`
                name='id'): # column name used in error messages
@@ -30,7 +30,7 @@ def encode_ids(values, # ids of one column, e.g. `ratings['user'].to_numpy()`
                             "build `classes` from all ratings (train and valid together).")
     return torch.from_numpy(np.asarray(codes, dtype=np.int64)), np.asarray(classes)
 
-# %% ../nbs/91_fast_training.ipynb #421dba10
+# %% ../nbs/91_fast_training.ipynb #1459eca4
 class TensorLoader:
     "Batches `(x[idx], y[idx])` sliced from tensors; a fresh permutation (no replacement) each epoch when `shuffle`."
     def __init__(self, x, # (n, 2) int64 tensor of user and item codes
@@ -54,7 +54,7 @@ class TensorLoader:
                 idx = perm[i:i+self.bs]
                 yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
-# %% ../nbs/91_fast_training.ipynb #2991c20b
+# %% ../nbs/91_fast_training.ipynb #c79a6cc2
 def fast_loaders(ratings, # DataFrame with user, item and rating columns
                  valid=None, # optional DataFrame of validation ratings; `None` splits `ratings`
                  user_name='user', item_name='movie', rating_name='rating', # column names
@@ -79,7 +79,7 @@ def fast_loaders(ratings, # DataFrame with user, item and rating columns
     valid_dl = TensorLoader(x.index_select(0, valid_idx), y.index_select(0, valid_idx), bs=max(bs, 65536))
     return train, valid_dl, dict(user=user_classes, item=item_classes)
 
-# %% ../nbs/91_fast_training.ipynb #b48e1511
+# %% ../nbs/91_fast_training.ipynb #bb1cc247
 class FastDotProductBias(nn.Module):
     "`DotProductBias` with `(bs,)` predictions and a `penalty` on the embedding rows a batch gathers."
     def __init__(self, n_users, n_items, # number of user and item codes
@@ -102,7 +102,7 @@ class FastDotProductBias(nn.Module):
         users, items = self.user_factors(x[:, 0]), self.item_factors(x[:, 1])  # (bs, n_factors)
         return ((users**2).sum(1) + (items**2).sum(1)).mean()
 
-# %% ../nbs/91_fast_training.ipynb #b4ae258e
+# %% ../nbs/91_fast_training.ipynb #c2ad8dad
 def evaluate(model, dl):
     "RMSE and MAE of `model`'s predictions over every batch of `dl`."
     se = ae = n = 0.
@@ -112,13 +112,14 @@ def evaluate(model, dl):
             se, ae, n = se + (err**2).sum().item(), ae + err.abs().sum().item(), n + len(yb)
     return (se / n)**0.5, ae / n
 
-# %% ../nbs/91_fast_training.ipynb #1dfb153a
+# %% ../nbs/91_fast_training.ipynb #0fc42da4
 def fit_fast(model, train, # a `FastDotProductBias` and its training `TensorLoader`
              valid=None, # optional validation `TensorLoader`, scored after each epoch
              epochs=6, lr=1e-2, # one-cycle schedule length and peak learning rate
-             l2=0.1): # weight of the per-example L2 `penalty`
+             l2=0.1, # weight of the per-example L2 `penalty`
+             wd=0.): # decoupled weight decay (AdamW), for comparison; 0 is plain Adam
     "Train `model` with Adam, a one-cycle schedule and per-example L2; return one record per epoch."
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(train))
     history, start = [], time.perf_counter()
     for epoch in range(epochs):
@@ -128,7 +129,7 @@ def fit_fast(model, train, # a `FastDotProductBias` and its training `TensorLoad
         history.append(_record(model, valid, epoch, start))
     return history
 
-# %% ../nbs/91_fast_training.ipynb #3de0d2f3
+# %% ../nbs/91_fast_training.ipynb #cac09fa1
 def _record(model, valid, epoch, start):
     "The epoch's record: elapsed seconds, and validation RMSE/MAE when `valid` is given."
     row = dict(epoch=epoch)
@@ -136,7 +137,7 @@ def _record(model, valid, epoch, start):
     row['seconds'] = time.perf_counter() - start
     return row
 
-# %% ../nbs/91_fast_training.ipynb #15eb469f
+# %% ../nbs/91_fast_training.ipynb #32b0e605
 def lazy_step(model, xb, yb, # a `FastDotProductBias` and one batch
               lr, l2, # learning rate and per-example L2 weight
               state): # dict of row-wise Adagrad sums, `{'user': (n_users,), 'item': (n_items,)}`
@@ -153,7 +154,7 @@ def lazy_step(model, xb, yb, # a `FastDotProductBias` and one batch
     _update_rows(Q, model.item_bias.weight.data, state['item'], items, d * pu + 2 * l2 * qi, d, lr)
     return ((pred - yb)**2).mean()
 
-# %% ../nbs/91_fast_training.ipynb #385817a8
+# %% ../nbs/91_fast_training.ipynb #85777d43
 def _update_rows(factors, bias, sums, idx, grad, bias_grad, lr):
     "Row-wise Adagrad on the rows `idx` of `factors` and `bias`, averaging a row's gradients within the batch."
     scale = 1 / torch.bincount(idx, minlength=len(factors)).index_select(0, idx)[:, None].float()  # (bs, 1)
@@ -162,7 +163,7 @@ def _update_rows(factors, bias, sums, idx, grad, bias_grad, lr):
     step = -lr / (sums.index_select(0, idx)[:, None].sqrt() + 1e-8)  # (bs, 1)
     factors.index_add_(0, idx, step * grad); bias.index_add_(0, idx, step * bias_grad)
 
-# %% ../nbs/91_fast_training.ipynb #c6007e6f
+# %% ../nbs/91_fast_training.ipynb #95fec96c
 def fit_lazy(model, train, # a `FastDotProductBias` and its training `TensorLoader`
              valid=None, # optional validation `TensorLoader`, scored after each epoch
              epochs=10, lr=0.1, l2=0.05): # epochs, Adagrad learning rate, per-example L2 weight
