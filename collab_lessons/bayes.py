@@ -7,12 +7,12 @@ Docs: https://collab-lessons.github.io/collab-lessons/bayesian_mf.html.md"""
 # %% auto #0
 __all__ = ['sample_wishart', 'sample_prior', 'sample_rows', 'fit_bpmf', 'fit_bpmf_ensemble']
 
-# %% ../nbs/93_bayesian_mf.ipynb #e0516f55
+# %% ../nbs/93_bayesian_mf.ipynb #18044b99
 import time
 
 import torch
 
-# %% ../nbs/93_bayesian_mf.ipynb #6cd2528a
+# %% ../nbs/93_bayesian_mf.ipynb #8a76b551
 def sample_wishart(scale, # (d, d) positive-definite scale matrix
                    df): # degrees of freedom, at least `d`
     "One draw from the Wishart distribution with `scale` and `df`, by the Bartlett decomposition."
@@ -23,7 +23,7 @@ def sample_wishart(scale, # (d, d) positive-definite scale matrix
     LA = L @ A
     return LA @ LA.T
 
-# %% ../nbs/93_bayesian_mf.ipynb #014b22c7
+# %% ../nbs/93_bayesian_mf.ipynb #9973c1a0
 def sample_prior(rows, # (n, d) current user (or item) rows
                  beta0=2.): # prior strength of the mean
     "Draw the mean `m` and precision `Lam` of the rows' Gaussian prior from their Normal-Wishart posterior."
@@ -36,7 +36,7 @@ def sample_prior(rows, # (n, d) current user (or item) rows
     m = n * mean / (beta0 + n) + torch.linalg.solve_triangular(L.T, torch.randn(d, 1), upper=True)[:, 0]
     return m, Lam
 
-# %% ../nbs/93_bayesian_mf.ipynb #cd2274c4
+# %% ../nbs/93_bayesian_mf.ipynb #5ba15930
 def sample_rows(x, # (n_ratings, d) features of the other side for each rating, e.g. `(q_i, 1)`
                 y, # (n_ratings,) regression targets, e.g. `r - mu - b_i`
                 idx, # (n_ratings,) row each rating belongs to
@@ -51,13 +51,13 @@ def sample_rows(x, # (n_ratings, d) features of the other side for each rating, 
     mean = torch.cholesky_solve(rhs[:, :, None], L)                                                    # (n_rows, d, 1)
     return (mean + torch.linalg.solve_triangular(L.transpose(1, 2), torch.randn(n_rows, d, 1), upper=True))[:, :, 0]
 
-# %% ../nbs/93_bayesian_mf.ipynb #9cd32a16
+# %% ../nbs/93_bayesian_mf.ipynb #68916932
 def _bpmf_predict(U, V, mu, x):
     "Predictions `mu + b_u + b_i + p_u . q_i` for the (user, item) code pairs `x`."
     users, items = U[x[:, 0]], V[x[:, 1]]  # (n, rank + 1)
     return mu + (users[:, :-1] * items[:, :-1]).sum(1) + users[:, -1] + items[:, -1]
 
-# %% ../nbs/93_bayesian_mf.ipynb #17343031
+# %% ../nbs/93_bayesian_mf.ipynb #bcaca3c8
 def _gibbs_sweep(U, V, users, items, r, mu, alpha):
     "One Gibbs sweep: priors, user rows, item rows, then the noise precision; returns the new `U, V, alpha`."
     ones = torch.ones(len(r), 1)
@@ -69,12 +69,12 @@ def _gibbs_sweep(U, V, users, items, r, mu, alpha):
     alpha = torch.distributions.Gamma(1 + len(r) / 2, 1 + sse / 2).sample().item()
     return U, V, alpha
 
-# %% ../nbs/93_bayesian_mf.ipynb #79e67d46
+# %% ../nbs/93_bayesian_mf.ipynb #f5c03d57
 def fit_bpmf(train, # training `TensorLoader` (its `x` and `y` are used whole)
              n_users, n_items, # number of user and item codes
              valid=None, # optional validation `TensorLoader` whose averaged predictions are scored
              rank=10, n_samples=200, burn_in=40, # latent size, Gibbs sweeps, sweeps discarded before averaging
-             every=10, # record the averaged prediction's RMSE every `every` kept sweeps
+             every=10, # record the averaged prediction's RMSE every `every` kept sweeps and at the end; 0: never
              clip=(1., 5.)): # predictions are clipped into this range
     "Bayesian MF by Gibbs sampling; returns averaged `valid` predictions and a history of (sweep, seconds, RMSE)."
     if burn_in >= n_samples: raise ValueError(f"burn_in={burn_in} leaves no sample out of n_samples={n_samples}.")
@@ -87,13 +87,13 @@ def fit_bpmf(train, # training `TensorLoader` (its `x` and `y` are used whole)
         if sweep < burn_in or valid is None: continue
         total += _bpmf_predict(U, V, mu, valid.x)
         kept = sweep - burn_in + 1
-        if kept % every == 0 or sweep == n_samples - 1:
+        if every and (kept % every == 0 or sweep == n_samples - 1):
             rmse = ((total / kept).clamp(*clip) - valid.y).pow(2).mean().sqrt().item()
             history.append(dict(sweep=sweep + 1, seconds=time.perf_counter() - start, valid_rmse=rmse))
     preds = None if valid is None else (total / (n_samples - burn_in)).clamp(*clip)
     return preds, history
 
-# %% ../nbs/93_bayesian_mf.ipynb #46cd4c5c
+# %% ../nbs/93_bayesian_mf.ipynb #793d854c
 def fit_bpmf_ensemble(train, n_users, n_items, valid, # as in `fit_bpmf`; `valid` is required
                       ranks=(5, 10, 20), # one Gibbs sampler per rank
                       **kwargs): # passed to `fit_bpmf` (`n_samples`, `burn_in`, `every`, `clip`)

@@ -10,7 +10,7 @@ __all__ = ['SVD_GRID', 'RECIPES', 'SMOKE', 'rss_mb', 'reset_peak', 'measure', 's
            'tune_svd', 'run_recipe', 'time_to', 'run_once', 'warm_up', 'summarise', 'format_table', 'check_targets',
            'plot_curves', 'scale_shape', 'scale_one', 'run_scale', 'format_scale', 'bench', 'main']
 
-# %% ../nbs/94_bench.ipynb #7f6b07a7
+# %% ../nbs/94_bench.ipynb #068f2352
 import argparse
 import json
 import os
@@ -40,20 +40,20 @@ from .dot_product import rmse
 from .fast import FastDotProductBias, evaluate, fast_loaders, fit_fast, fit_lazy
 from .scale import ML25M_SHAPE, synthetic_ratings
 
-# %% ../nbs/94_bench.ipynb #7b613c48
+# %% ../nbs/94_bench.ipynb #03efb0eb
 def rss_mb(field='VmRSS'): # `VmRSS` (now) or `VmHWM` (peak since the last `reset_peak`)
     "Resident memory of this process in MB from `/proc/self/status`; `nan` where that file does not exist."
     try: lines = Path('/proc/self/status').read_text().splitlines()
     except OSError: return float('nan')
     return next(int(l.split()[1]) / 1024 for l in lines if l.startswith(field + ':'))
 
-# %% ../nbs/94_bench.ipynb #9aa17c19
+# %% ../nbs/94_bench.ipynb #a4ba4632
 def reset_peak():
     "Reset this process's peak resident memory (`VmHWM`) to its current size, where Linux allows it."
     try: Path('/proc/self/clear_refs').write_text('5')
     except OSError: pass
 
-# %% ../nbs/94_bench.ipynb #06a7ba83
+# %% ../nbs/94_bench.ipynb #d0878a2b
 def measure(fn, *args, **kwargs):
     "Call `fn`; return its result, wall seconds, peak resident MB during the call and MB over the resident size before it."
     before = rss_mb(); reset_peak()
@@ -62,13 +62,13 @@ def measure(fn, *args, **kwargs):
     seconds, peak = time.perf_counter() - start, rss_mb('VmHWM')
     return result, dict(fit_s=seconds, peak_mb=peak, extra_mb=peak - before)
 
-# %% ../nbs/94_bench.ipynb #33ccbc6c
+# %% ../nbs/94_bench.ipynb #e184039a
 def split_frames(ratings, valid_pct=0.2, seed=42):
     "Split `ratings` into train and valid frames exactly as `collab_dls` (fastai's `RandomSplitter`) does."
     train_idx, valid_idx = RandomSplitter(valid_pct=valid_pct, seed=seed)(range(len(ratings)))
     return ratings.iloc[list(train_idx)].reset_index(drop=True), ratings.iloc[list(valid_idx)].reset_index(drop=True)
 
-# %% ../nbs/94_bench.ipynb #bc5915de
+# %% ../nbs/94_bench.ipynb #f8044afb
 def bench_splits(tune_pct=0.1, # share of u1.base held out for tuning
                  subsample=None): # keep only this many ratings of each frame (smoke runs)
     "Train/eval frames of the benchmark: `u1-tune` (carved from u1.base), `u1-test` (u1.base/u1.test), `random20`."
@@ -78,19 +78,19 @@ def bench_splits(tune_pct=0.1, # share of u1.base held out for tuning
     if subsample: splits = {k: (t.iloc[:subsample], v.iloc[:subsample // 4]) for k, (t, v) in splits.items()}
     return splits
 
-# %% ../nbs/94_bench.ipynb #ca99929f
+# %% ../nbs/94_bench.ipynb #5c00eb15
 class EpochClock(Callback):
     "Record the seconds since the start of `fit` at the end of every epoch (after validation)."
     order = 60
     def before_fit(self): self.start, self.times = time.perf_counter(), []
     def after_epoch(self): self.times.append(time.perf_counter() - self.start)
 
-# %% ../nbs/94_bench.ipynb #f90900f6
+# %% ../nbs/94_bench.ipynb #52971766
 class SkipValidation(Callback):
     "Skip the per-epoch validation pass, so a held-out test set is scored only once, after training."
     def before_validate(self): raise CancelValidException()
 
-# %% ../nbs/94_bench.ipynb #9916017d
+# %% ../nbs/94_bench.ipynb #31a2c920
 def fastai_dls(train, valid, item_name='title', bs=64, seed=42, dl_type=TabDataLoader, drop_last=False):
     "`collab_dls`'s DataLoaders, but validating on the given `valid` frame instead of a random split."
     df = pd.concat([train, valid], ignore_index=True)
@@ -99,7 +99,7 @@ def fastai_dls(train, valid, item_name='title', bs=64, seed=42, dl_type=TabDataL
     to = TabularCollab(df, [Categorify], ['user', item_name], y_names=['rating'], y_block=TransformBlock(), splits=splits)
     return to.dataloaders(bs=bs, dl_type=dl_type, drop_last=drop_last)
 
-# %% ../nbs/94_bench.ipynb #f4b58a6d
+# %% ../nbs/94_bench.ipynb #d7735e05
 def run_fastai(train, valid, epochs=5, lr=5e-3, wd=0.1, n_factors=50, final=False, **dl_kwargs):
     "The course's recipe (`DotProductBias`, `fit_one_cycle(epochs, lr, wd=wd)`); a per-epoch curve unless `final`."
     def fit():
@@ -118,7 +118,7 @@ def run_fastai(train, valid, epochs=5, lr=5e-3, wd=0.1, n_factors=50, final=Fals
     return dict(rmse=err.pow(2).mean().sqrt().item(), mae=err.abs().mean().item(), curve=curve, epochs=epochs,
                 s_per_epoch=used['fit_s'] / epochs, **used)
 
-# %% ../nbs/94_bench.ipynb #fdd3980e
+# %% ../nbs/94_bench.ipynb #a990d76a
 def _from_history(history, setup_s, used, preds_fn):
     "A benchmark record from a `fit_fast`/`fit_lazy` history, its set-up seconds, the `measure` figures and a final RMSE/MAE function."
     final_rmse, final_mae = preds_fn()
@@ -126,7 +126,7 @@ def _from_history(history, setup_s, used, preds_fn):
     return dict(rmse=final_rmse, mae=final_mae, curve=curve,
                 epochs=len(history), s_per_epoch=used['fit_s'] / len(history), **used)
 
-# %% ../nbs/94_bench.ipynb #935483df
+# %% ../nbs/94_bench.ipynb #4bb2b847
 def run_fast(train, valid, epochs=6, lr=1e-2, l2=0.1, bs=1024, n_factors=50, seed=42, lazy=False, final=False):
     "The fast recipe: `TensorLoader` + `fit_fast` (Adam, per-example L2), or `fit_lazy` when `lazy`; no curve if `final`."
     torch.manual_seed(seed)
@@ -140,30 +140,31 @@ def run_fast(train, valid, epochs=6, lr=1e-2, l2=0.1, bs=1024, n_factors=50, see
     (model, valid_dl, history, setup_s), used = measure(fit)
     return _from_history(history, setup_s, used, lambda: evaluate(model, valid_dl))
 
-# %% ../nbs/94_bench.ipynb #2f86363d
-def run_bpmf(train, valid, ranks=(5, 10, 20), n_samples=200, burn_in=40, seed=42):
-    "The best-quality model: an ensemble of Gibbs-sampled Bayesian MF, one sampler per rank."
+# %% ../nbs/94_bench.ipynb #51c9bed4
+def run_bpmf(train, valid, ranks=(5, 10, 20), n_samples=200, burn_in=40, seed=42, final=False):
+    "The best-quality model: an ensemble of Gibbs-sampled Bayesian MF, one sampler per rank; no curve if `final`."
     torch.manual_seed(seed)
     def fit():
+        begin = time.perf_counter()
         train_dl, valid_dl, classes = fast_loaders(train, valid, seed=seed)
-        preds, histories = fit_bpmf_ensemble(train_dl, len(classes['user']), len(classes['item']), valid_dl,
-                                             ranks=ranks, n_samples=n_samples, burn_in=burn_in, every=n_samples)
-        return preds, valid_dl.y, histories
-    (preds, y, histories), used = measure(fit)
+        preds, histories = fit_bpmf_ensemble(train_dl, len(classes['user']), len(classes['item']), valid_dl, ranks=ranks,
+                                             n_samples=n_samples, burn_in=burn_in, every=0 if final else n_samples)
+        return preds, valid_dl.y, histories, time.perf_counter() - begin
+    (preds, y, histories, total_s), used = measure(fit)
     err = preds - y
-    ends = np.cumsum([h[-1]['seconds'] for h in histories])
-    curve = [(float(t), float(h[-1]['valid_rmse'])) for t, h in zip(ends, histories)][:1] + [(float(ends[-1]), err.pow(2).mean().sqrt().item())]
+    first = [] if final else [(histories[0][-1]['seconds'], histories[0][-1]['valid_rmse'])]
+    curve = [] if final else first + [(total_s, err.pow(2).mean().sqrt().item())]
     return dict(rmse=err.pow(2).mean().sqrt().item(), mae=err.abs().mean().item(), curve=curve,
                 epochs=n_samples * len(ranks), s_per_epoch=used['fit_s'] / (n_samples * len(ranks)), **used)
 
-# %% ../nbs/94_bench.ipynb #8ac5e192
+# %% ../nbs/94_bench.ipynb #9e4621b4
 def have_surprise():
     "Whether scikit-surprise (the `bench` extra) can be imported."
     try: import surprise  # noqa: F401
     except ImportError: return False
     return True
 
-# %% ../nbs/94_bench.ipynb #615a65e7
+# %% ../nbs/94_bench.ipynb #2aed20b2
 def run_surprise(train, valid, algo='SVD', **params):
     "Fit scikit-surprise's `algo` ('SVD' or 'SVDpp') with `params` on `train` and score it on `valid`."
     import surprise
@@ -180,16 +181,16 @@ def run_surprise(train, valid, algo='SVD', **params):
     return dict(rmse=rmse_, mae=float(np.abs(err).mean()), curve=[(used['fit_s'], rmse_)], epochs=epochs,
                 s_per_epoch=used['fit_s'] / epochs, params=params, **used)
 
-# %% ../nbs/94_bench.ipynb #13e8a10a
+# %% ../nbs/94_bench.ipynb #43f63be5
 SVD_GRID = [dict(n_factors=100, n_epochs=n, lr_all=lr, reg_all=reg) for n in (20, 40) for lr in (0.005, 0.01) for reg in (0.05, 0.1)]
 
-# %% ../nbs/94_bench.ipynb #48953e9d
+# %% ../nbs/94_bench.ipynb #b5f15e38
 def tune_svd(train, valid, grid=SVD_GRID):
     "The `grid` entry with the lowest SVD validation RMSE on (`train`, `valid`), and every entry's RMSE."
     scores = [(run_surprise(train, valid, 'SVD', **params)['rmse'], params) for params in grid]
     return min(scores, key=lambda s: s[0])[1], scores
 
-# %% ../nbs/94_bench.ipynb #45159200
+# %% ../nbs/94_bench.ipynb #921fd684
 RECIPES = {
     'fastai_default_loader': dict(kind='fastai', dl_type=TabWeightedDL, drop_last=True),
     'reference': dict(kind='fastai'),
@@ -202,23 +203,23 @@ RECIPES = {
 SMOKE = dict(subsample=4000, fastai=dict(epochs=1), fast=dict(epochs=1), bpmf=dict(ranks=(2,), n_samples=4, burn_in=2),
              svd_grid=[dict(n_factors=10, n_epochs=2)], svdpp=dict(n_epochs=1), scale_sizes=(20_000, 50_000))
 
-# %% ../nbs/94_bench.ipynb #8a0901ca
+# %% ../nbs/94_bench.ipynb #236bd274
 def run_recipe(name, train, valid, svd_params=None, smoke=False, final=False):
     "Run the `RECIPES` entry `name` on (`train`, `valid`); with `final`, `valid` is scored once, after training."
     cfg = dict(RECIPES[name]); kind = cfg.pop('kind')
     if kind == 'fastai': return run_fastai(train, valid, final=final, **cfg, **(SMOKE['fastai'] if smoke else {}))
     if kind == 'fast': return run_fast(train, valid, final=final, **{**cfg, **(SMOKE['fast'] if smoke else {})})
-    if kind == 'bpmf': return run_bpmf(train, valid, **(SMOKE['bpmf'] if smoke else {}))
+    if kind == 'bpmf': return run_bpmf(train, valid, final=final, **(SMOKE['bpmf'] if smoke else {}))
     if not have_surprise(): return None
     if kind == 'svd': return run_surprise(train, valid, 'SVD', **svd_params)
     return run_surprise(train, valid, 'SVDpp', **(SMOKE['svdpp'] if smoke else {}))
 
-# %% ../nbs/94_bench.ipynb #5398c29a
+# %% ../nbs/94_bench.ipynb #a38eb6b8
 def time_to(curve, target):
     "Seconds at which `curve` (a list of `(seconds, rmse)`) first reaches `rmse <= target`, or `None`."
     return next((t for t, r in curve if r <= target), None)
 
-# %% ../nbs/94_bench.ipynb #f338f1e4
+# %% ../nbs/94_bench.ipynb #0a43e4e5
 def run_once(splits, recipes=tuple(RECIPES), smoke=False, log=print):
     "One benchmark repeat: every recipe on every split; returns `{split: {recipe: record}}` and the tuned SVD parameters."
     svd_params, svd_scores = (None, [])
@@ -235,17 +236,17 @@ def run_once(splits, recipes=tuple(RECIPES), smoke=False, log=print):
             else: log(f"{split:9} {name:22} skipped (install the bench extra for scikit-surprise)")
     return results, dict(svd_params=svd_params, svd_grid_rmse=[(s, p) for s, p in svd_scores])
 
-# %% ../nbs/94_bench.ipynb #beac8cad
+# %% ../nbs/94_bench.ipynb #465dec23
 def warm_up():
     "Pay one-time costs (imports on the first `torch.optim` optimizer, fastai's first fit) on a toy table before timing."
     toy = pd.DataFrame(dict(user=np.arange(64) % 8, movie=np.arange(64) % 5, rating=np.arange(64) % 5 + 1.))
     toy['title'] = 'm' + toy.movie.astype(str)
     run_fast(toy, toy, epochs=1, bs=16); run_fast(toy, toy, epochs=1, bs=16, lazy=True); run_fastai(toy, toy, epochs=1)
 
-# %% ../nbs/94_bench.ipynb #f547e765
+# %% ../nbs/94_bench.ipynb #e3e0f601
 _NUMBERS = ('rmse', 'mae', 'fit_s', 's_per_epoch', 'peak_mb', 'extra_mb')
 
-# %% ../nbs/94_bench.ipynb #2829aa5e
+# %% ../nbs/94_bench.ipynb #6a4b4758
 def summarise(repeats):
     "Median of each number over `repeats` (a list of `run_once` results), with time-to-quality and ratios against `reference`."
     table = {}
@@ -264,7 +265,7 @@ def summarise(repeats):
             table[split][name] = row
     return table
 
-# %% ../nbs/94_bench.ipynb #f5118fdf
+# %% ../nbs/94_bench.ipynb #6002b274
 def format_table(table):
     "A plain-text table of `summarise`'s medians, one block per split, ratios against the reference."
     lines = []
@@ -279,7 +280,7 @@ def format_table(table):
                          f"{r['fit_ratio']:7.3f} {tr:>7} {r['peak_mb']:8.0f}")
     return '\n'.join(lines)
 
-# %% ../nbs/94_bench.ipynb #beaae384
+# %% ../nbs/94_bench.ipynb #010e7a7b
 def check_targets(table):
     "The issue's two quality/speed targets judged on `table`: each with the measured value, the bar and a verdict."
     tune, test = table['u1-tune'], table['u1-test']
@@ -296,7 +297,7 @@ def check_targets(table):
                              ok=best <= 0.900 and all(best < test[n]['rmse'] for n in baselines)),
     }
 
-# %% ../nbs/94_bench.ipynb #6c0ab47a
+# %% ../nbs/94_bench.ipynb #25ea0519
 def plot_curves(table, path):
     "Save a time-versus-RMSE plot (log time axis) of every model's curve on `u1-tune` and `random20` to `path`."
     import matplotlib; matplotlib.use('Agg')
@@ -317,14 +318,14 @@ def plot_curves(table, path):
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return path
 
-# %% ../nbs/94_bench.ipynb #e7ea3adf
+# %% ../nbs/94_bench.ipynb #ea24bfe6
 def scale_shape(n_ratings):
     "Users and items for `n_ratings` synthetic ratings: MovieLens-25M's shape scaled by the square root of the size."
     f = min(1., n_ratings / ML25M_SHAPE['n_ratings'])**0.5
     if n_ratings == ML25M_SHAPE['n_ratings']: return dict(ML25M_SHAPE)
     return dict(n_users=max(10, int(ML25M_SHAPE['n_users'] * f)), n_items=max(10, int(ML25M_SHAPE['n_items'] * f)), n_ratings=n_ratings)
 
-# %% ../nbs/94_bench.ipynb #51175300
+# %% ../nbs/94_bench.ipynb #d1f268dd
 def scale_one(n_ratings, epochs=2, bs=8192, n_factors=32, seed=0):
     "Generate `n_ratings` synthetic ratings, then time loader building and `fit_lazy` epochs and record peak memory."
     start = time.perf_counter()
@@ -339,7 +340,7 @@ def scale_one(n_ratings, epochs=2, bs=8192, n_factors=32, seed=0):
                 ratings_in_memory_mb=in_memory, loader_s=load['fit_s'], s_per_epoch=float(np.median(epoch_s)),
                 peak_mb=max(load['peak_mb'], fit['peak_mb']), valid_rmse=history[-1]['valid_rmse'])
 
-# %% ../nbs/94_bench.ipynb #92b6d3fc
+# %% ../nbs/94_bench.ipynb #8c926aa5
 def run_scale(sizes=(1_000_000, 5_000_000, 25_000_095), epochs=2, threads=1, log=print):
     "Run `scale_one` for each size in a fresh `python -m collab_lessons.bench --scale-one N` process; add growth ratios."
     rows = []
@@ -355,14 +356,14 @@ def run_scale(sizes=(1_000_000, 5_000_000, 25_000_095), epochs=2, threads=1, log
         row['us_per_rating'] = 1e6 * row['s_per_epoch'] / row['n_ratings']
     return rows
 
-# %% ../nbs/94_bench.ipynb #c9f43dbd
+# %% ../nbs/94_bench.ipynb #674ea1b4
 def format_scale(rows):
     "A plain-text table of `run_scale` rows: loader time, epoch time, peak memory and growth against the smallest size."
     head = f"{'ratings':>11} {'users':>8} {'items':>7} {'loader s':>9} {'s/epoch':>8} {'us/rating':>9} {'size x':>7} {'epoch x':>8} {'peak MB':>8} {'RMSE':>6}"
     return '\n'.join([head] + [f"{r['n_ratings']:>11,} {r['n_users']:>8,} {r['n_items']:>7,} {r['loader_s']:9.2f} {r['s_per_epoch']:8.2f} "
                                f"{r['us_per_rating']:9.3f} {r['size_x']:7.1f} {r['epoch_x']:8.2f} {r['peak_mb']:8.0f} {r['valid_rmse']:6.3f}" for r in rows])
 
-# %% ../nbs/94_bench.ipynb #5c941f14
+# %% ../nbs/94_bench.ipynb #1b287b1d
 def bench(out='bench_results', # folder for `bench.json`, `time_vs_rmse.png` (and `scale.json`)
           repeats=1, # benchmark repeats; the table shows medians
           threads=1, # torch threads (one is fastest on a small shared CPU)
@@ -389,7 +390,7 @@ def bench(out='bench_results', # folder for `bench.json`, `time_vs_rmse.png` (an
     plot_curves(table, out/'time_vs_rmse.png')
     return report
 
-# %% ../nbs/94_bench.ipynb #6523d462
+# %% ../nbs/94_bench.ipynb #c14cddf0
 def main(argv=None):
     "Command-line entry: `python -m collab_lessons.bench [--repeats N] [--threads N] [--smoke] [--scale] [--out DIR]`."
     p = argparse.ArgumentParser(prog='python -m collab_lessons.bench', description=bench.__doc__)
@@ -406,5 +407,5 @@ def main(argv=None):
         return print(json.dumps(scale_one(args.scale_one, epochs=args.epochs)))
     bench(args.out, args.repeats, args.threads, args.smoke, args.scale)
 
-# %% ../nbs/94_bench.ipynb #fcc2cb6b
+# %% ../nbs/94_bench.ipynb #c563b41c
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'collab_lessons.bench': main()
