@@ -9,7 +9,7 @@ fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "Installing collab_lessons and its dev tools into .venv (the first time takes a few minutes) ..."
-  .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]" || return 1
+  .venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev,bench]" || return 1
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 

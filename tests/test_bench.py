@@ -1,0 +1,100 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collab_lessons.bench import (check_targets, format_scale, format_table, main, measure, rss_mb, run_fast,
+                                  scale_one, scale_shape, split_frames, summarise, time_to)
+from collab_lessons.data import collab_dls
+from collab_lessons.scale import ML25M_SHAPE
+
+
+def _record(rmse, fit_s, curve):
+    return dict(rmse=rmse, mae=rmse * 0.8, fit_s=fit_s, s_per_epoch=fit_s / 2, peak_mb=100., extra_mb=10., curve=curve)
+
+
+def test_time_to_first_crossing():
+    assert time_to([(1, .95), (2, .91), (3, .90)], .91) == 2
+    assert time_to([(1, .95)], .91) is None
+
+
+def test_summarise_medians_and_ratios():
+    runs = [{'s': {'reference': _record(.90, 10., [(5, .95), (10, .90)]), 'fast': _record(.89, 1., [(.2, .91), (.4, .895)])}},
+            {'s': {'reference': _record(.92, 30., [(15, .95), (30, .92)]), 'fast': _record(.90, 2., [(.3, .90), (.6, .90)])}},
+            {'s': {'reference': _record(.91, 20., [(10, .95), (20, .91)]), 'fast': _record(.93, 3., [(1., .95), (3., .93)])}}]
+    table = summarise(runs)
+    assert table['s']['reference']['rmse'] == .91 and table['s']['reference']['fit_ratio'] == 1
+    assert table['s']['fast']['fit_s'] == 2 and table['s']['fast']['fit_ratio'] == pytest.approx(0.1)
+    assert table['s']['fast']['ttq_s'] is None                 # the third repeat never reaches 0.91
+    text = format_table(table)
+    assert 'reference' in text and '0.9100' in text
+
+
+def test_summarise_time_to_quality_ratio():
+    runs = [{'s': {'reference': _record(.91, 20., [(10, .95), (20, .91)]), 'fast': _record(.90, 2., [(.5, .92), (1., .905)]),
+                   'svd': None}}]
+    row = summarise(runs)['s']['fast']
+    assert row['ttq_s'] == 1. and row['ttq_ratio'] == pytest.approx(1 / 20)
+    assert summarise(runs)['s']['svd'] is None and 'skipped' in format_table(summarise(runs))
+
+
+def test_check_targets_verdicts():
+    ref = _record(.915, 30., [(30, .915)])
+    tune = {'reference': ref, 'fast': _record(.91, 1., [(1., .912)]), 'fast_lazy': _record(.93, 1., [(1., .93)]),
+            'best_bpmf': _record(.90, 60., [(60, .90)])}
+    test = {'reference': ref, 'fast': _record(.912, 1.2, [(1.2, .912)]), 'fast_lazy': _record(.93, 1., [(1., .93)]),
+            'best_bpmf': _record(.899, 60., [(60, .899)]), 'surprise_svd_tuned': _record(.92, 5., [(5, .92)])}
+    t = check_targets(summarise([{'u1-tune': tune, 'u1-test': test}]))
+    assert t['fast_ttq_ratio_u1_tune']['ok'] and t['fast_ttq_ratio_u1_tune']['model'] == 'fast'
+    assert t['best_u1_test']['ok'] and t['best_u1_test']['best_baseline'] == .912
+    test['best_bpmf'] = _record(.913, 60., [(60, .913)])
+    assert not check_targets(summarise([{'u1-tune': tune, 'u1-test': test}]))['best_u1_test']['ok']
+
+
+def test_split_frames_matches_collab_dls():
+    df = pd.DataFrame(dict(user=np.arange(300) % 13, title=[f'm{i % 29}' for i in range(300)], rating=np.arange(300) % 5 + 1.))
+    train, valid = split_frames(df)
+    dls = collab_dls(df)
+    assert len(valid) == len(dls.valid_ds) == 60 and len(train) == 240
+    assert sorted(valid.rating) == sorted(dls.valid_ds.items.rating)
+
+
+def test_measure_sees_allocation():
+    _, used = measure(lambda: np.ones(40_000_000).sum())
+    assert used['fit_s'] > 0
+    if not np.isnan(rss_mb()): assert used['extra_mb'] > 250
+
+
+def test_run_fast_record(tiny_ratings):
+    train, valid = split_frames(tiny_ratings)
+    r = run_fast(train, valid, epochs=2, bs=64)
+    assert len(r['curve']) == 2 and r['curve'][1][0] >= r['curve'][0][0]
+    assert abs(r['rmse'] - r['curve'][-1][1]) < 1e-6 and r['s_per_epoch'] == pytest.approx(r['fit_s'] / 2)
+
+
+def test_scale_shape_and_one_small_size():
+    assert scale_shape(ML25M_SHAPE['n_ratings']) == ML25M_SHAPE
+    assert scale_shape(1_000_000)['n_users'] == int(162_541 * 0.2)
+    row = scale_one(30_000, epochs=1)
+    assert row['n_ratings'] == 30_000 and row['loader_s'] > 0 and row['s_per_epoch'] > 0 and row['valid_rmse'] < 2
+    rows = [dict(row, size_x=1., epoch_x=1., us_per_rating=1.)]
+    assert '30,000' in format_scale(rows)
+
+
+def test_module_entry_point_scale_one():
+    "`python -m collab_lessons.bench --scale-one N` prints one JSON line: the path `--scale` uses per size."
+    out = subprocess.run([sys.executable, '-m', 'collab_lessons.bench', '--scale-one', '20000', '--epochs', '1'],
+                         capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert row['n_ratings'] == 20000 and row['peak_mb'] > 0
+
+
+def test_main_help_names_the_options(capsys):
+    with pytest.raises(SystemExit): main(['--help'])
+    text = capsys.readouterr().out
+    assert all(opt in text for opt in ('--repeats', '--threads', '--smoke', '--scale', '--out'))

@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from collab_lessons.data import DataError
+from collab_lessons.fast import (FastDotProductBias, TensorLoader, encode_ids, evaluate, fast_loaders, fit_fast,
+                                 fit_lazy, lazy_step)
+
+
+def test_encode_ids_sorted_codes_and_unknown_id():
+    codes, classes = encode_ids(np.array([7, 3, 7, 5]))
+    assert codes.tolist() == [2, 0, 2, 1] and classes.tolist() == [3, 5, 7]
+    with pytest.raises(DataError, match='movie'): encode_ids(np.array([4]), classes, 'movie')
+
+
+def test_tensor_loader_visits_every_row_once_per_epoch():
+    dl = TensorLoader(torch.arange(20).view(10, 2), torch.arange(10.), bs=3, shuffle=True, seed=1)
+    for _ in range(2):
+        seen = torch.cat([yb for _, yb in dl])
+        assert sorted(seen.tolist()) == list(range(10))
+    first = [yb.tolist() for _, yb in TensorLoader(dl.x, dl.y, bs=3, shuffle=True, seed=1)]
+    again = [yb.tolist() for _, yb in TensorLoader(dl.x, dl.y, bs=3, shuffle=True, seed=1)]
+    assert first == again and first != [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+
+
+def test_fast_loaders_split_and_explicit_valid(tiny_ratings):
+    train, valid, classes = fast_loaders(tiny_ratings, valid_pct=0.25, seed=0)
+    assert len(train.y) + len(valid.y) == len(tiny_ratings) and len(valid.y) == int(len(tiny_ratings) * 0.25)
+    assert sorted(torch.cat([train.y, valid.y]).tolist()) == sorted(tiny_ratings.rating.astype(float).tolist())
+    head, tail = tiny_ratings.iloc[:200], tiny_ratings.iloc[200:]
+    train, valid, classes = fast_loaders(head, tail)
+    assert len(valid.y) == len(tail)
+    assert classes['item'][valid.x[0, 1]] == tail.movie.iloc[0] and classes['user'][valid.x[0, 0]] == tail.user.iloc[0]
+    with pytest.raises(DataError, match='rating'): fast_loaders(tiny_ratings.drop(columns='rating'))
+
+
+def test_model_matches_manual_formula_and_range():
+    torch.manual_seed(0)
+    m = FastDotProductBias(4, 3, 5, y_range=(1, 5))
+    x = torch.tensor([[0, 2], [3, 1]])
+    manual = torch.sigmoid((m.user_factors.weight[x[:, 0]] * m.item_factors.weight[x[:, 1]]).sum(1)
+                           + m.user_bias.weight[x[:, 0], 0] + m.item_bias.weight[x[:, 1], 0]) * 4 + 1
+    assert torch.allclose(m(x), manual)
+    assert torch.allclose(m.penalty(x), ((m.user_factors.weight[x[:, 0]]**2).sum(1) + (m.item_factors.weight[x[:, 1]]**2).sum(1)).mean())
+
+
+def test_lazy_step_gradient_matches_autograd_for_distinct_rows():
+    "With distinct rows and fresh Adagrad sums, a row moves by -lr * its autograd gradient / RMS of that gradient."
+    torch.manual_seed(0)
+    m = FastDotProductBias(3, 3, 4)
+    x, y = torch.tensor([[0, 1], [2, 0]]), torch.tensor([4., 2.])
+    l2 = 0.05
+    loss = ((m(x) - y)**2).sum() + l2 * ((m.user_factors(x[:, 0])**2).sum() + (m.item_factors(x[:, 1])**2).sum())
+    loss.backward()
+    g = m.user_factors.weight.grad[0].clone(); gb = m.user_bias.weight.grad[0].clone()
+    before, untouched = m.user_factors.weight.data[0].clone(), m.user_factors.weight.data[1].clone()
+    state = dict(user=torch.zeros(3), item=torch.zeros(3))
+    with torch.no_grad(): lazy_step(m, x, y, 0.1, l2, state)
+    full = torch.cat([g, gb])
+    expected = before - 0.1 * g / full.pow(2).mean().sqrt()
+    assert torch.allclose(m.user_factors.weight.data[0], expected, atol=1e-5)
+    assert m.user_factors.weight.data[1].equal(untouched)   # user 1 is not in the batch: lazily left alone
+    assert state['user'][1] == 0 and state['user'][0] > 0
+
+
+def _low_rank_ratings(n_users=60, n_items=40, seed=0):
+    rng = np.random.default_rng(seed)
+    P, Q = rng.normal(size=(n_users, 2)), rng.normal(size=(n_items, 2))
+    u, i = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing='ij')
+    r = np.clip(3 + (P @ Q.T) * 0.8, 1, 5)
+    return pd.DataFrame(dict(user=u.ravel(), movie=i.ravel(), rating=r.ravel()))
+
+
+def test_fit_fast_and_fit_lazy_learn_low_rank_data():
+    ratings = _low_rank_ratings()
+    std = ratings.rating.std()
+    torch.manual_seed(0)
+    train, valid, c = fast_loaders(ratings, bs=128, seed=0)
+    hist = fit_fast(FastDotProductBias(len(c['user']), len(c['item']), 8), train, valid, epochs=30, lr=3e-2, l2=1e-3)
+    assert hist[-1]['valid_rmse'] < 0.6 * std and hist[-1]['seconds'] > 0
+    model = FastDotProductBias(len(c['user']), len(c['item']), 8)
+    lazy = fit_lazy(model, train, valid, epochs=30, lr=0.1, l2=1e-3)
+    assert lazy[-1]['valid_rmse'] < 0.8 * std
+    assert abs(evaluate(model, valid)[0] - lazy[-1]['valid_rmse']) < 1e-6
