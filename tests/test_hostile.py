@@ -114,13 +114,13 @@ def test_u_item_in_utf16_is_refused(tmp_path):
     assert str(f) in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason='not handled yet: a UTF-8 u.item is read as latin-1 and gives mojibake titles')
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason='not handled yet: a UTF-8 u.item is read as latin-1 and gives mojibake titles')
 def test_u_item_in_utf8_is_refused_or_decoded(tmp_path):
     f = write(tmp_path/'u.item', 'Café (1995)'.join(['1|', '']).encode('utf-8') + ITEM_TAIL)
     assert read_titles(f).title.tolist() == ['Café (1995)']
 
 
-@pytest.mark.xfail(strict=True, reason='not handled yet: duplicate (user, movie) pairs are accepted silently')
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='not handled yet: duplicate (user, movie) pairs are accepted silently')
 def test_duplicate_pairs_are_refused(tmp_path):
     f = write(tmp_path/'u.data', '196\t242\t3\t881250949\n196\t242\t5\t881250950\n')
     with pytest.raises(DataError, match='line 2'): read_ratings(f)
@@ -132,7 +132,7 @@ def test_duplicate_pairs_are_kept_today(tmp_path):
     assert read_ratings(f).rating.tolist() == [3, 5]
 
 
-@pytest.mark.xfail(strict=True, reason='not handled yet: ratings outside 1-5 are accepted silently')
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='not handled yet: ratings outside 1-5 are accepted silently')
 @pytest.mark.parametrize('rating', ['0', '6', '-1', '1e9'])
 def test_out_of_range_ratings_are_refused(tmp_path, rating):
     f = write(tmp_path/'u.data', f'196\t242\t3\t881250949\n186\t302\t{rating}\t891717742\n')
@@ -187,7 +187,7 @@ def test_zip_slip_members_stay_inside(fastai_home, tmp_path):
     assert not list(tmp_path.rglob('escaped.txt'))
 
 
-@pytest.mark.xfail(strict=True, reason='not handled yet: an unusable FASTAI_HOME raises a bare FileExistsError')
+@pytest.mark.xfail(strict=True, raises=FileExistsError, reason='not handled yet: an unusable FASTAI_HOME raises a bare FileExistsError')
 def test_fastai_home_not_writable(tmp_path, monkeypatch, offline):
     home = write(tmp_path/'home', 'a file where the folder should be')  # unwritable even for root
     monkeypatch.setenv('FASTAI_HOME', str(home))
@@ -233,7 +233,7 @@ def test_file_for_different_users_is_refused(tmp_path, model):
     with pytest.raises(ModelFileError, match='do not fit'): load_model(tmp_path/'m.pt')
 
 
-@pytest.mark.xfail(strict=True, reason='not handled yet: NaN weights load silently and give NaN predictions')
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='not handled yet: NaN weights load silently and give NaN predictions')
 def test_nan_weights_are_refused(tmp_path, model):
     with torch.no_grad(): model.movie_factors.weight[1, 0] = float('nan')
     path = save_model(tmp_path/'m.pt', model, USERS, TITLES)
@@ -286,7 +286,7 @@ def test_n_zero_gives_an_empty_table(model):
     assert len(recs) == 0 and list(recs.columns) == ['title', 'predicted_rating']
 
 
-@pytest.mark.xfail(strict=True, reason='not handled yet: -n -1 ends in a RuntimeError from torch.topk')
+@pytest.mark.xfail(strict=True, raises=RuntimeError, reason='not handled yet: -n -1 ends in a RuntimeError from torch.topk')
 def test_negative_n_is_a_usage_error(model_file, capsys):
     assert main(['recommend', '--user', '3', '-n', '-1', '--model', model_file]) == 2
     assert '-n' in capsys.readouterr().err
@@ -298,7 +298,7 @@ def test_rate_file_in_wrong_encoding_exits_2(tmp_path, model_file, capsys):
     assert "can't decode" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason='not handled yet: Ctrl-C escapes main() as KeyboardInterrupt')
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason='not handled yet: Ctrl-C escapes main() as KeyboardInterrupt')
 def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
     import collab_lessons.cli as cli
     def interrupted(args): raise KeyboardInterrupt
