@@ -135,4 +135,7 @@ def load_model(path):
     except (RuntimeError, KeyError, TypeError) as e:
         raise ModelFileError(f"{path} is damaged: its weights do not fit its vocabularies ({_first_line(e)}). "
                              "Save or train the model again.") from None
+    bad = [k for k, v in weights.items() if not torch.isfinite(v).all()]
+    if bad: raise ModelFileError(f"{path} holds NaN or infinite weights in {bad}, so every prediction would be "
+                                 "NaN. Train the model again, e.g. with a lower learning rate.")
     return SavedModel(model.eval(), record['users'], record['titles'], record['seen'], record['counts'], info)
