@@ -46,6 +46,7 @@ def user_predictions(model, user_idx):
 # %% ../nbs/84_recommend.ipynb #7a37f3eb
 def top_unseen(scores, titles, seen=(), n=10, name='predicted_rating'):
     "The `n` highest `scores` with their titles, leaving out the movie indices in `seen` and the `#na#` slot."
+    if n < 0: raise ValueError(f"n must be 0 or more, not {n}: it is how many movies to list (`-n` in the CLI).")
     scores = scores.detach().clone().float()
     scores[0] = float('-inf')
     scores[torch.as_tensor(seen, dtype=torch.long)] = float('-inf')

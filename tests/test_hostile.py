@@ -233,11 +233,12 @@ def test_file_for_different_users_is_refused(tmp_path, model):
     with pytest.raises(ModelFileError, match='do not fit'): load_model(tmp_path/'m.pt')
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='not handled yet: NaN weights load silently and give NaN predictions')
-def test_nan_weights_are_refused(tmp_path, model):
-    with torch.no_grad(): model.movie_factors.weight[1, 0] = float('nan')
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_nan_weights_are_refused(tmp_path, model, value):
+    with torch.no_grad(): model.movie_factors.weight[1, 0] = value
     path = save_model(tmp_path/'m.pt', model, USERS, TITLES)
-    with pytest.raises(ModelFileError, match='NaN'): load_model(path)
+    with pytest.raises(ModelFileError, match=r"NaN or infinite weights in \['movie_factors.weight'\]") as e: load_model(path)
+    assert str(path) in str(e.value)
 
 
 def test_interrupt_while_saving_keeps_the_old_file(tmp_path, model, monkeypatch):
@@ -286,10 +287,11 @@ def test_n_zero_gives_an_empty_table(model):
     assert len(recs) == 0 and list(recs.columns) == ['title', 'predicted_rating']
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason='not handled yet: -n -1 ends in a RuntimeError from torch.topk')
-def test_negative_n_is_a_usage_error(model_file, capsys):
+def test_negative_n_is_a_usage_error(model, model_file, capsys):
+    with pytest.raises(ValueError, match='n must be 0 or more, not -1'): recommend(model, TITLES, 1, n=-1)
     assert main(['recommend', '--user', '3', '-n', '-1', '--model', model_file]) == 2
-    assert '-n' in capsys.readouterr().err
+    assert 'error: n must be 0 or more, not -1' in capsys.readouterr().err
+    assert main(['rate', 'A (1990)=4', '-n', '-5', '--model', model_file]) == 2
 
 
 def test_rate_file_in_wrong_encoding_exits_2(tmp_path, model_file, capsys):
