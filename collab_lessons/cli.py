@@ -37,13 +37,14 @@ from .model_files import ModelFileError, load_model, save_learner
 from .recommend import check_rating, recommend, recommend_new_user, seen_by
 
 # %% ../nbs/89_cli.ipynb #2eef4e3e
-EXIT_CODES = {'ok': 0, 'error': 1, 'usage': 2, 'data': 3, 'model_file': 4, 'unknown_name': 5}
+EXIT_CODES = {'ok': 0, 'error': 1, 'usage': 2, 'data': 3, 'model_file': 4, 'unknown_name': 5, 'interrupted': 130}
 DEFAULT_OUT = 'course_output'
 DEFAULT_MODEL = f'{DEFAULT_OUT}/model.pt'
 
 # %% ../nbs/89_cli.ipynb #f2b72e87
 _EPILOG = f"""exit codes: 0 ok, 1 unexpected error, 2 bad arguments or ratings, 3 data missing or invalid,
-4 model file missing, damaged or foreign, 5 unknown user id or movie title (closest matches are shown).
+4 model file missing, damaged or foreign, 5 unknown user id or movie title (closest matches are shown),
+130 interrupted with Ctrl-C.
 
 start here:
   collab-lessons course                       # train the course's models on MovieLens 100k, save to ./{DEFAULT_OUT}
@@ -332,3 +333,6 @@ def main(argv=None):
     except ModelFileError as e: return _fail(args, e, EXIT_CODES['model_file'])
     except DataError as e: return _fail(args, e, EXIT_CODES['data'])
     except ValueError as e: return _fail(args, e, EXIT_CODES['usage'])
+    except KeyboardInterrupt:
+        return _fail(args, 'interrupted with Ctrl-C. Model files are written whole or not at all; run the command again.',
+                     EXIT_CODES['interrupted'])

@@ -4,6 +4,7 @@ Tests marked `xfail(strict=True)` pin entries the library does not handle yet: e
 catalogue asks for, so it starts passing (and, being strict, fails the run) as soon as the gap is fixed —
 then drop the mark and update HOSTILE.md."""
 import io
+import json
 import os
 import pickle
 import socket
@@ -300,11 +301,14 @@ def test_rate_file_in_wrong_encoding_exits_2(tmp_path, model_file, capsys):
     assert "can't decode" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason='not handled yet: Ctrl-C escapes main() as KeyboardInterrupt')
 def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
     import collab_lessons.cli as cli
     def interrupted(args): raise KeyboardInterrupt
     monkeypatch.setitem(cli.COMMANDS, 'recommend', interrupted)
-    try: code = main(['recommend', '--user', '3', '--model', model_file])
+    try: code = main(['recommend', '--user', '3', '--model', model_file, '--json'])
     except KeyboardInterrupt: code = 'KeyboardInterrupt escaped'  # caught here, or pytest itself would stop
-    assert code == 130
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_CODES['interrupted'] == 130
+    assert err.strip().splitlines() == ['collab-lessons recommend: error: interrupted with Ctrl-C. Model files are written '
+                                        'whole or not at all; run the command again.']
+    assert json.loads(out)['exit_code'] == 130
