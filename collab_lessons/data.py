@@ -9,8 +9,9 @@ __all__ = ['ML100K_CHECKSUMS', 'DATASETS', 'SPLITS', 'DataError', 'sha256_of', '
            'read_ratings', 'read_titles', 'add_titles', 'bundled_path', 'read_latest_small', 'load_ratings',
            'load_split', 'distinct_fraction', 'collab_dls']
 
-# %% ../nbs/10_data.ipynb #1ae441a1
+# %% ../nbs/10_data.ipynb #c8f8f5a6
 import hashlib
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -20,17 +21,17 @@ from fastai.data.external import URLs, fastai_path, untar_data
 from fastai.tabular.core import TabDataLoader
 from fastai.torch_core import set_seed
 
-# %% ../nbs/10_data.ipynb #59d08353
+# %% ../nbs/10_data.ipynb #d323a923
 class DataError(Exception):
     "A dataset file is missing, incomplete or malformed; the message names the file and what to do."
 
-# %% ../nbs/10_data.ipynb #a527a090
+# %% ../nbs/10_data.ipynb #755798ff
 ML100K_CHECKSUMS = {
     'u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     'u.item': '553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701',
 }
 
-# %% ../nbs/10_data.ipynb #b66668d1
+# %% ../nbs/10_data.ipynb #1f1a9123
 def sha256_of(path):
     "SHA-256 hex digest of the file at `path`, read in 1 MiB chunks."
     digest = hashlib.sha256()
@@ -38,7 +39,7 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b''): digest.update(chunk)
     return digest.hexdigest()
 
-# %% ../nbs/10_data.ipynb #73737e83
+# %% ../nbs/10_data.ipynb #7acd9531
 def verify_files(folder,     # folder that should hold the files
                  checksums):  # file name -> expected SHA-256 hex digest
     "Return `folder` if every file named in `checksums` is there with the expected SHA-256, else raise `DataError`."
@@ -53,22 +54,26 @@ def verify_files(folder,     # folder that should hold the files
                             f"Delete {folder} and download again.")
     return folder
 
-# %% ../nbs/10_data.ipynb #21153681
+# %% ../nbs/10_data.ipynb #668e309f
 def ml100k_folder():
     "Where fastai keeps MovieLens 100k: `$FASTAI_HOME/data/ml-100k` (default `~/.fastai/data/ml-100k`)."
     return fastai_path('data')/'ml-100k'
 
-# %% ../nbs/10_data.ipynb #f3cbcffa
+# %% ../nbs/10_data.ipynb #b210c37b
 def ml100k_path():
     "Folder of a verified MovieLens 100k copy, downloaded with `untar_data` the first time."
+    try: folder = ml100k_folder()
+    except OSError as e:
+        raise DataError(f"fastai cannot set up its folders in FASTAI_HOME={os.environ.get('FASTAI_HOME', '~/.fastai')} "
+                        f"({type(e).__name__}: {e}). Point FASTAI_HOME at a writable folder and try again.") from e
     try: path = untar_data(URLs.ML_100k)
     except Exception as e:
         raise DataError(f"Could not download MovieLens 100k from {URLs.ML_100k} ({type(e).__name__}: {e}). "
-                        f"Download ml-100k.zip by hand and unzip it so that {ml100k_folder()/'u.data'} exists, "
+                        f"Download ml-100k.zip by hand and unzip it so that {folder/'u.data'} exists, "
                         "then try again.") from e
     return verify_files(path, ML100K_CHECKSUMS)
 
-# %% ../nbs/10_data.ipynb #cca17817
+# %% ../nbs/10_data.ipynb #83af08e3
 def _read_table(path, n_cols, what, **kwargs):
     "`pd.read_csv` without a header that insists on `n_cols` columns and names `path` in every error."
     path = Path(path)
@@ -81,7 +86,7 @@ def _read_table(path, n_cols, what, **kwargs):
                         "check the delimiter or replace the file.")
     return df
 
-# %% ../nbs/10_data.ipynb #d9e8c695
+# %% ../nbs/10_data.ipynb #1eabd0fb
 def _as_numbers(df, cols, path, first_line=1):
     "Convert `cols` of `df` to numbers, raising `DataError` at the first line of `path` that is not a number."
     for col in cols:
@@ -95,15 +100,27 @@ def _as_numbers(df, cols, path, first_line=1):
         df[col] = values
     return df
 
-# %% ../nbs/10_data.ipynb #3694818d
+# %% ../nbs/10_data.ipynb #68e4b606
+def _check_ratings(df, path, low=1, high=5):
+    "Raise `DataError` at the first line of `path` with a fractional id, a rating outside `low`..`high` or a repeated pair."
+    checks = [(df[col] != df[col].round(), f"column '{col}' holds a fractional id") for col in ('user', 'movie')]
+    checks += [(~df['rating'].between(low, high), f"the rating is outside {low}-{high}"),
+               (df.duplicated(['user', 'movie']), 'this user rated this movie on an earlier line already')]
+    for bad, problem in checks:
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            raise DataError(f"{path}, line {i + 1}: {problem} ({df.iloc[i].tolist()}). Fix or delete that line.")
+    return df
+
+# %% ../nbs/10_data.ipynb #7c3577c5
 def read_ratings(path):
     "Read ML-100k's tab-separated `u.data` into columns `user`, `movie`, `rating`, `timestamp`."
     df = _read_table(path, 4, 'a MovieLens 100k ratings file (user, movie, rating, timestamp separated by tabs)',
                      delimiter='\t')
     df.columns = ['user', 'movie', 'rating', 'timestamp']
-    return _as_numbers(df, ['user', 'movie', 'rating', 'timestamp'], path)
+    return _check_ratings(_as_numbers(df, ['user', 'movie', 'rating', 'timestamp'], path), path)
 
-# %% ../nbs/10_data.ipynb #85fa60e3
+# %% ../nbs/10_data.ipynb #783a4770
 def read_titles(path):
     "Read ML-100k's `|`-separated, latin-1 `u.item` into columns `movie` and `title`."
     df = _read_table(path, 24, 'a MovieLens 100k movie file (24 fields separated by |, latin-1)',
@@ -111,7 +128,7 @@ def read_titles(path):
     df = df[[0, 1]].set_axis(['movie', 'title'], axis=1)
     return _as_numbers(df, ['movie'], path)
 
-# %% ../nbs/10_data.ipynb #063ec18b
+# %% ../nbs/10_data.ipynb #4cdae2fe
 def add_titles(ratings, movies, source='the movie file'):
     "Merge `movies` titles into `ratings`, raising `DataError` if a rated movie has no title in `source`."
     missing = sorted(set(ratings['movie']) - set(movies['movie']))
@@ -120,15 +137,15 @@ def add_titles(ratings, movies, source='the movie file'):
                         "Use the movie file that belongs to these ratings.")
     return ratings.merge(movies)
 
-# %% ../nbs/10_data.ipynb #9f3ae920
+# %% ../nbs/10_data.ipynb #eca3ae51
 DATASETS = ('ml-100k', 'ml-latest-small')
 
-# %% ../nbs/10_data.ipynb #cf3028a8
+# %% ../nbs/10_data.ipynb #677a55f2
 def bundled_path():
     "Folder of the ml-latest-small copy shipped inside the package (with its licence `README.txt`)."
     return Path(str(files('collab_lessons')))/'datasets'/'ml-latest-small'
 
-# %% ../nbs/10_data.ipynb #630509b1
+# %% ../nbs/10_data.ipynb #1b2937a9
 def read_latest_small(folder=None):
     "Ratings and titles of MovieLens latest-small (`ratings.csv.gz`, `movies.csv.gz`) with ML-100k column names."
     folder = Path(folder or bundled_path())
@@ -136,7 +153,7 @@ def read_latest_small(folder=None):
     movies = pd.read_csv(folder/'movies.csv.gz', usecols=['movieId', 'title']).rename(columns={'movieId': 'movie'})
     return ratings, movies
 
-# %% ../nbs/10_data.ipynb #8460ee54
+# %% ../nbs/10_data.ipynb #62509193
 def load_ratings(dataset='ml-100k'):  # 'ml-100k' or 'ml-latest-small'
     "Ratings with a `title` column from `dataset`: 'ml-100k' (downloaded by fastai) or 'ml-latest-small' (bundled)."
     if dataset == 'ml-100k':
@@ -146,10 +163,10 @@ def load_ratings(dataset='ml-100k'):  # 'ml-100k' or 'ml-latest-small'
         return add_titles(*read_latest_small(), 'the bundled movies.csv.gz')
     raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}.")
 
-# %% ../nbs/10_data.ipynb #460fe685
+# %% ../nbs/10_data.ipynb #d366c59a
 SPLITS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')
 
-# %% ../nbs/10_data.ipynb #859edfe8
+# %% ../nbs/10_data.ipynb #35697101
 def load_split(name='u1'):  # one of `SPLITS`
     "Train and test ratings, with titles, of one of ML-100k's canonical splits (`u1.base`/`u1.test`, ...)."
     if name not in SPLITS: raise DataError(f"Unknown split {name!r}: choose one of {', '.join(SPLITS)}.")
@@ -157,13 +174,13 @@ def load_split(name='u1'):  # one of `SPLITS`
     movies = read_titles(path/'u.item')
     return tuple(add_titles(read_ratings(path/f'{name}.{part}'), movies, path/'u.item') for part in ('base', 'test'))
 
-# %% ../nbs/10_data.ipynb #ff75bba0
+# %% ../nbs/10_data.ipynb #a9adf4ad
 def distinct_fraction(dl):
     "Fraction of `dl`'s rows that one epoch of its (possibly shuffled) index order visits."
     idxs = dl.get_idxs()
     return len(set(idxs)) / dl.n
 
-# %% ../nbs/10_data.ipynb #c885b6b7
+# %% ../nbs/10_data.ipynb #7d6e5302
 def collab_dls(ratings,                # table with `user`, `rating` and `item_name` columns
                item_name='title',      # column that names the item
                bs=64,                  # batch size

@@ -121,19 +121,16 @@ def test_u_item_in_utf8_is_refused_or_decoded(tmp_path):
     assert read_titles(f).title.tolist() == ['Café (1995)']
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='not handled yet: duplicate (user, movie) pairs are accepted silently')
 def test_duplicate_pairs_are_refused(tmp_path):
     f = write(tmp_path/'u.data', '196\t242\t3\t881250949\n196\t242\t5\t881250950\n')
     with pytest.raises(DataError, match='line 2'): read_ratings(f)
 
 
-def test_duplicate_pairs_are_kept_today(tmp_path):
-    "Documents today's behaviour so a change is noticed: both rows survive."
-    f = write(tmp_path/'u.data', '196\t242\t3\t881250949\n196\t242\t5\t881250950\n')
-    assert read_ratings(f).rating.tolist() == [3, 5]
+def test_fractional_ids_are_refused(tmp_path):
+    f = write(tmp_path/'u.data', '196\t242\t3\t881250949\n186\t302.5\t4\t891717742\n')
+    with pytest.raises(DataError, match="line 2: column 'movie' holds a fractional id"): read_ratings(f)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason='not handled yet: ratings outside 1-5 are accepted silently')
 @pytest.mark.parametrize('rating', ['0', '6', '-1', '1e9'])
 def test_out_of_range_ratings_are_refused(tmp_path, rating):
     f = write(tmp_path/'u.data', f'196\t242\t3\t881250949\n186\t302\t{rating}\t891717742\n')
@@ -188,7 +185,6 @@ def test_zip_slip_members_stay_inside(fastai_home, tmp_path):
     assert not list(tmp_path.rglob('escaped.txt'))
 
 
-@pytest.mark.xfail(strict=True, raises=FileExistsError, reason='not handled yet: an unusable FASTAI_HOME raises a bare FileExistsError')
 def test_fastai_home_not_writable(tmp_path, monkeypatch, offline):
     home = write(tmp_path/'home', 'a file where the folder should be')  # unwritable even for root
     monkeypatch.setenv('FASTAI_HOME', str(home))
