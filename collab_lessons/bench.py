@@ -6,9 +6,9 @@ Docs: https://collab-lessons.github.io/collab-lessons/bench.html.md"""
 
 # %% auto #0
 __all__ = ['SVD_GRID', 'RECIPES', 'SMOKE', 'rss_mb', 'reset_peak', 'measure', 'split_frames', 'bench_splits', 'EpochClock',
-           'SkipValidation', 'fastai_dls', 'run_fastai', 'run_fast', 'run_bpmf', 'have_surprise', 'run_surprise',
-           'tune_svd', 'run_recipe', 'time_to', 'run_once', 'warm_up', 'summarise', 'format_table', 'check_targets',
-           'plot_curves', 'scale_shape', 'scale_one', 'run_scale', 'format_scale', 'bench', 'main']
+           'SkipValidation', 'run_fastai', 'run_fast', 'run_bpmf', 'have_surprise', 'run_surprise', 'tune_svd',
+           'run_recipe', 'time_to', 'run_once', 'warm_up', 'summarise', 'format_table', 'check_targets', 'plot_curves',
+           'scale_shape', 'scale_one', 'run_scale', 'format_scale', 'bench', 'main']
 
 # %% ../nbs/94_bench.ipynb #068f2352
 import argparse
@@ -25,18 +25,16 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelValidException
-from fastai.collab import TabularCollab
-from fastai.data.block import TransformBlock
 from fastai.data.transforms import RandomSplitter
 from fastai.learner import Learner
 from fastai.losses import MSELossFlat
-from fastai.tabular.core import Categorify, TabDataLoader, TabWeightedDL
-from fastai.torch_core import set_seed
+from fastai.tabular.core import TabWeightedDL
 
 from .bayes import fit_bpmf_ensemble
 from .bias import DotProductBias
 from .data import load_ratings, load_split
 from .dot_product import rmse
+from .evaluate import split_dls
 from .fast import FastDotProductBias, evaluate, fast_loaders, fit_fast, fit_lazy
 from .scale import ML25M_SHAPE, synthetic_ratings
 
@@ -90,21 +88,12 @@ class SkipValidation(Callback):
     "Skip the per-epoch validation pass, so a held-out test set is scored only once, after training."
     def before_validate(self): raise CancelValidException()
 
-# %% ../nbs/94_bench.ipynb #31a2c920
-def fastai_dls(train, valid, item_name='title', bs=64, seed=42, dl_type=TabDataLoader, drop_last=False):
-    "`collab_dls`'s DataLoaders, but validating on the given `valid` frame instead of a random split."
-    df = pd.concat([train, valid], ignore_index=True)
-    splits = (list(range(len(train))), list(range(len(train), len(df))))
-    set_seed(seed, reproducible=True)
-    to = TabularCollab(df, [Categorify], ['user', item_name], y_names=['rating'], y_block=TransformBlock(), splits=splits)
-    return to.dataloaders(bs=bs, dl_type=dl_type, drop_last=drop_last)
-
 # %% ../nbs/94_bench.ipynb #d7735e05
 def run_fastai(train, valid, epochs=5, lr=5e-3, wd=0.1, n_factors=50, final=False, **dl_kwargs):
     "The course's recipe (`DotProductBias`, `fit_one_cycle(epochs, lr, wd=wd)`); a per-epoch curve unless `final`."
     def fit():
         begin = time.perf_counter()
-        dls = fastai_dls(train, valid, **dl_kwargs)
+        dls = split_dls(train, valid, **dl_kwargs)
         model = DotProductBias(len(dls.classes['user']), len(dls.classes['title']), n_factors)
         learn = Learner(dls, model, loss_func=MSELossFlat(), metrics=rmse, cbs=[EpochClock()] + ([SkipValidation()] if final else []))
         learn.setup_s = time.perf_counter() - begin

@@ -24,13 +24,13 @@ from .interpret import factors_and_biases
 from .recommend import encode_pairs
 
 # %% ../nbs/86_evaluate.ipynb #577d01b4
-def split_dls(train, test, item_name='title', bs=64, seed=42):
+def split_dls(train, test, item_name='title', bs=64, seed=42, dl_type=TabDataLoader, drop_last=False):
     "Seeded collaborative-filtering `DataLoaders` that train on `train` and validate on `test` (e.g. `load_split('u1')`)."
     ratings = pd.concat([train, test], ignore_index=True)
     splits = [list(range(len(train))), list(range(len(train), len(ratings)))]
     set_seed(seed, reproducible=True)
     to = TabularCollab(ratings, [Categorify], ['user', item_name], y_names=['rating'], y_block=TransformBlock(), splits=splits)
-    return to.dataloaders(bs=bs, dl_type=TabDataLoader, drop_last=False)
+    return to.dataloaders(bs=bs, dl_type=dl_type, drop_last=drop_last)
 
 # %% ../nbs/86_evaluate.ipynb #3e611041
 def predict_pairs(model, pairs):
