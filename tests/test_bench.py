@@ -7,8 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collab_lessons.bench import (check_targets, format_scale, format_table, main, measure, rss_mb, run_fast,
-                                  scale_one, scale_shape, split_frames, summarise, time_to)
+import torch
+
+from collab_lessons import bench as bench_module
+from collab_lessons.bench import (blend_record, check_scale, check_targets, format_scale, format_table, main, measure, rss_mb,
+                                  run_fast, run_once, scale_one, scale_shape, split_frames, summarise, time_to)
 from collab_lessons.data import collab_dls
 from collab_lessons.scale import ML25M_SHAPE
 
@@ -45,13 +48,13 @@ def test_summarise_time_to_quality_ratio():
 def test_check_targets_verdicts():
     ref = _record(.915, 30., [(30, .915)])
     tune = {'reference': ref, 'fast': _record(.91, 1., [(1., .912)]), 'fast_lazy': _record(.93, 1., [(1., .93)]),
-            'best_bpmf': _record(.90, 60., [(60, .90)])}
+            'best_blend': _record(.90, 60., [(60, .90)])}
     test = {'reference': ref, 'fast': _record(.912, 1.2, [(1.2, .912)]), 'fast_lazy': _record(.93, 1., [(1., .93)]),
-            'best_bpmf': _record(.899, 60., [(60, .899)]), 'surprise_svd_tuned': _record(.92, 5., [(5, .92)])}
+            'best_blend': _record(.899, 60., [(60, .899)]), 'surprise_svd_tuned': _record(.92, 5., [(5, .92)])}
     t = check_targets(summarise([{'u1-tune': tune, 'u1-test': test}]))
     assert t['fast_ttq_ratio_u1_tune']['ok'] and t['fast_ttq_ratio_u1_tune']['model'] == 'fast'
     assert t['best_u1_test']['ok'] and t['best_u1_test']['best_baseline'] == .912
-    test['best_bpmf'] = _record(.913, 60., [(60, .913)])
+    test['best_blend'] = _record(.913, 60., [(60, .913)])
     assert not check_targets(summarise([{'u1-tune': tune, 'u1-test': test}]))['best_u1_test']['ok']
 
 
@@ -79,8 +82,9 @@ def test_run_fast_record(tiny_ratings):
 def test_scale_shape_and_one_small_size():
     assert scale_shape(ML25M_SHAPE['n_ratings']) == ML25M_SHAPE
     assert scale_shape(1_000_000)['n_users'] == int(162_541 * 0.2)
-    row = scale_one(30_000, epochs=1)
+    row = scale_one(30_000, epochs=2)
     assert row['n_ratings'] == 30_000 and row['loader_s'] > 0 and row['s_per_epoch'] > 0 and row['valid_rmse'] < 2
+    assert len(row['epoch_s']) == 2 and row['s_per_epoch'] == min(row['epoch_s'])   # the fastest epoch is kept
     rows = [dict(row, size_x=1., epoch_x=1., us_per_rating=1.)]
     assert '30,000' in format_scale(rows)
 
@@ -98,3 +102,44 @@ def test_main_help_names_the_options(capsys):
     with pytest.raises(SystemExit): main(['--help'])
     text = capsys.readouterr().out
     assert all(opt in text for opt in ('--repeats', '--threads', '--smoke', '--scale', '--out'))
+
+
+def _scale_rows(per_rating_us):
+    "`run_scale`-like rows for 1M and 25M ratings with the given microseconds per rating."
+    rows = [dict(n_ratings=n, loader_s=2., peak_mb=2000., us_per_rating=us, s_per_epoch=us * n / 1e6)
+            for n, us in zip((1_000_000, 25_000_000), per_rating_us)]
+    for r in rows: r.update(size_x=r['n_ratings'] / 1e6, epoch_x=r['s_per_epoch'] / rows[0]['s_per_epoch'])
+    return rows
+
+
+def test_check_scale_verdicts():
+    ok = check_scale(_scale_rows((0.4, 0.48)))
+    assert all(t['ok'] for t in ok.values()) and ok['linear']['per_rating_x'] == pytest.approx(1.2)
+    slow = check_scale(_scale_rows((0.4, 1.3)))                # 32.5 s per epoch, 3.25x per rating
+    assert not slow['linear']['ok'] and not slow['epoch']['ok'] and slow['loader']['ok'] and slow['peak']['ok']
+
+
+def test_blend_record_sums_time_and_scores_the_blend():
+    y = torch.tensor([1., 2., 3., 4.])
+    a = dict(_record(.5, 10., [(10, .5)]), preds=y + 0.5)
+    b = dict(_record(.5, 5., [(5, .5)]), preds=y - 0.5)
+    r = blend_record(a, b, y, 0.5)
+    assert r['rmse'] == pytest.approx(0.) and r['fit_s'] == 15. and r['curve'] == [(15., r['rmse'])] and r['weight'] == .5
+    assert blend_record(dict(a, curve=[]), b, y, 0.5)['curve'] == []   # u1-test: no curve
+
+
+def test_run_once_tunes_the_blend_weight_on_u1_tune_only(monkeypatch):
+    "The weight comes from `u1-tune` and is reused unchanged on the later splits; `preds` never reach the report."
+    frames = {s: (pd.DataFrame(dict(rating=[1., 2.])), pd.DataFrame(dict(rating=[3., 4., 5.]))) for s in ('u1-tune', 'u1-test')}
+    offsets = {('u1-tune', 'bpmf'): (.5, .5, .5), ('u1-tune', 'kernel_ae'): (-.5, -.5, -.5),   # equal and opposite: w = 0.5
+               ('u1-test', 'bpmf'): (1., 1., 1.), ('u1-test', 'kernel_ae'): (0., 0., 0.)}      # kernel_ae exact: w = 1 if refit
+    calls = iter([('u1-tune', 'bpmf'), ('u1-tune', 'kernel_ae'), ('u1-test', 'bpmf'), ('u1-test', 'kernel_ae')])
+    def fake(name, train, valid, *args, **kwargs):
+        split, _ = next(calls)
+        return dict(_record(.1, 1., [(1, .1)]), preds=torch.tensor(valid.rating.to_numpy(), dtype=torch.float32) + torch.tensor(offsets[split, name]))
+    monkeypatch.setattr(bench_module, 'run_recipe', fake)
+    results, tuning = run_once(frames, recipes=('bpmf', 'kernel_ae'), log=lambda *a: None)
+    assert tuning['blend_weight'] == pytest.approx(0.5)
+    assert results['u1-test']['best_blend']['rmse'] == pytest.approx(0.5)    # 0.5 * 1 + 0.5 * 0 off everywhere
+    assert all('preds' not in r for split in results.values() for r in split.values())
+    json.dumps(results)
