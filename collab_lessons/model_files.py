@@ -9,8 +9,10 @@ __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'ModelFileError', 'model_record', 'a
            'SavedModel', 'load_model']
 
 # %% ../nbs/88_model_files.ipynb #313110e1
+import errno
 import os
 import pickle
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,18 +50,31 @@ def model_record(model, users, titles, ratings=None, info=None):
     return dict(format=MODEL_FORMAT, version=MODEL_VERSION, info=info, users=[_plain(u) for u in users],
                 titles=[str(t) for t in titles], weights=weights, seen=seen, counts=counts)
 
+# %% ../nbs/88_model_files.ipynb #7a1d0001
+def _disk_full(error):
+    "Whether `error`, or an error it arose from (PyTorch wraps write errors in a `RuntimeError`), says the disk is full."
+    for _ in range(10):  # a chain of causes is short; this also stops on a loop
+        if error is None: return False
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT): return True
+        error = error.__cause__ or error.__context__
+    return False
+
 # %% ../nbs/88_model_files.ipynb #9a2935b3
 def atomic_save(obj, path):
-    "`torch.save` `obj` to a temporary file beside `path`, then rename it over `path`, so `path` is never half-written."
+    "`torch.save` `obj` to a temporary file beside `path` (one per process and thread), then rename it over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp')
     try:
         with open(tmp, 'wb') as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:
+        if not _disk_full(e): raise
+        raise ModelFileError(f"Could not save {path}: the disk is full. The previous {path.name}, if any, is unchanged "
+                             "and no partial file was left; free some disk space and save again.") from e
     finally: tmp.unlink(missing_ok=True)
     return path
 
