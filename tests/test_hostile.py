@@ -293,22 +293,26 @@ def test_new_user_with_only_unknown_movies(model, model_file, capsys):
     assert "Unknown movie title 'Zzz (2001)'" in capsys.readouterr().err
 
 
-def test_n_zero_gives_an_empty_table(model):
-    recs = recommend(model, TITLES, 1, n=0)
+def test_n_zero_gives_an_empty_table_and_a_usage_error_in_the_cli(model, model_file, capsys):
+    recs = recommend(model, TITLES, 1, n=0)  # the library: an empty answer to an empty question
     assert len(recs) == 0 and list(recs.columns) == ['title', 'predicted_rating']
+    for argv in (['recommend', '--user', '3'], ['similar', 'A (1990)'], ['rate', 'A (1990)=4']):
+        assert main(argv + ['-n', '0', '--model', model_file]) == 2  # the command line: most likely a typo
+        assert '/ error: -n must be 1 or more, not 0' in capsys.readouterr().err
 
 
 def test_negative_n_is_a_usage_error(model, model_file, capsys):
     with pytest.raises(ValueError, match='n must be 0 or more, not -1'): recommend(model, TITLES, 1, n=-1)
     assert main(['recommend', '--user', '3', '-n', '-1', '--model', model_file]) == 2
-    assert 'error: n must be 0 or more, not -1' in capsys.readouterr().err
+    assert 'error: -n must be 1 or more, not -1' in capsys.readouterr().err
     assert main(['rate', 'A (1990)=4', '-n', '-5', '--model', model_file]) == 2
 
 
 def test_rate_file_in_wrong_encoding_exits_2(tmp_path, model_file, capsys):
     f = write(tmp_path/'mine.txt', 'Caf\xe9 (1990)=4\n'.encode('latin-1'))
     assert main(['rate', '--file', str(f), '--model', model_file]) == 2
-    assert "can't decode" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f'error: {f} is not UTF-8 text (byte 0xe9 at offset 3): save it as UTF-8' in err and len(err.splitlines()) == 1
 
 
 def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
@@ -319,6 +323,7 @@ def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
     except KeyboardInterrupt: code = 'KeyboardInterrupt escaped'  # caught here, or pytest itself would stop
     out, err = capsys.readouterr()
     assert code == cli.EXIT_CODES['interrupted'] == 130
-    assert err.strip().splitlines() == ['collab-lessons recommend: error: interrupted with Ctrl-C. Model files are written '
-                                        'whole or not at all; run the command again.']
+    assert err.strip().splitlines() == ['collab-lessons recommend: 오류: Ctrl-C로 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. '
+                                        '다시 실행하세요. / error: interrupted with Ctrl-C. Files are written whole or not at '
+                                        'all; run the command again.']
     assert json.loads(out)['exit_code'] == 130
