@@ -151,6 +151,28 @@ def test_out_of_range_ratings_are_refused(tmp_path, rating):
     with pytest.raises(DataError, match='line 2'): read_ratings(f)
 
 
+@pytest.mark.parametrize('line, message', [
+    ('0\t302\t4\t891717742', "line 2: column 'user' holds an id outside 1-2147483647"),
+    ('inf\t302\t4\t891717742', "line 2: column 'user' holds an id outside 1-2147483647"),
+    ('186\t-3\t4\t891717742', "line 2: column 'movie' holds an id outside 1-2147483647"),
+    ('186\t302\t4\t8917177.5', 'line 2: the timestamp is not a whole number of seconds'),
+])
+def test_ids_and_timestamps_out_of_range_are_refused(tmp_path, line, message):
+    f = write(tmp_path/'u.data', f'196\t242\t3\t881250949\n{line}\n')
+    with pytest.raises(DataError, match=message): read_ratings(f)
+
+
+@pytest.mark.parametrize('second, message', [
+    ('1|B (1991)', 'line 2: this movie id is on an earlier line already'),
+    ('2| ', 'line 2: the title is empty'),
+    ('2|B\x07 (1991)', 'line 2: the title holds a control character'),
+])
+def test_u_item_with_repeated_ids_or_bad_titles_is_refused(tmp_path, second, message):
+    f = write(tmp_path/'u.item', b'1|A (1990)' + ITEM_TAIL + second.encode() + ITEM_TAIL)
+    with pytest.raises(DataError, match=message) as e: read_titles(f)
+    assert str(f) in str(e.value)
+
+
 def test_unknown_split_lists_choices():
     with pytest.raises(DataError, match="Unknown split 'u9': choose one of u1, u2"): load_split('u9')
 

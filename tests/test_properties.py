@@ -81,7 +81,12 @@ def table_bytes(draw, n_fields, sep, extra=()):
     "Bytes of a text table: mostly well-formed lines of `n_fields` fields joined by `sep`, with hostile variations."
     lines = []
     for _ in range(draw(st.integers(0, 5))):
-        if draw(st.integers(0, 3)): lines.append(sep.join(draw(good_fields(n_fields, list(extra)))))
+        kind = draw(st.integers(0, 5))
+        if kind >= 3: lines.append(sep.join(draw(good_fields(n_fields, list(extra)))))
+        elif kind >= 1:  # a good line with one hostile field
+            fields = list(draw(good_fields(n_fields, list(extra))))
+            fields[draw(st.integers(0, min(n_fields, 4) - 1))] = draw(st.one_of(st.sampled_from(NUMBERISH), field(list(extra))))
+            lines.append(sep.join(fields))
         else:
             n = draw(st.sampled_from([n_fields] * 6 + [0, 1, n_fields - 1, n_fields + 1]))
             sep_used = draw(st.sampled_from([sep] * 8 + [',', ' ', '\t', '|']))
