@@ -1,8 +1,8 @@
 """Hostile inputs and faults from the catalogue in `tests/HOSTILE.md` that no other test file checks.
 
-Tests marked `xfail(strict=True)` pin entries the library does not handle yet: each asserts the behaviour the
-catalogue asks for, so it starts passing (and, being strict, fails the run) as soon as the gap is fixed —
-then drop the mark and update HOSTILE.md."""
+A gap the library does not handle yet gets a test marked `xfail(strict=True)` that asserts the behaviour the
+catalogue asks for, so it starts passing (and, being strict, fails the run) as soon as the gap is fixed; then
+drop the mark and update HOSTILE.md. No such test is left."""
 import io
 import json
 import os
