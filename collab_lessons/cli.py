@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from contextlib import nullcontext, redirect_stdout
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,18 +34,30 @@ from .dot_product import valid_scores
 from .evaluate import evaluate_ratings, split_dls
 from .fastai_models import make_learner, train_learner
 from .interpret import UnknownNameError, find_title, find_user, movie_counts, movie_pca, plot_movie_pca, similar_movies
-from .model_files import ModelFileError, load_model, save_learner
+from .model_files import ModelFileError, _disk_full, atomic_write, load_model, save_learner
 from .recommend import check_rating, recommend, recommend_new_user, seen_by
 
 # %% ../nbs/89_cli.ipynb #2eef4e3e
-EXIT_CODES = {'ok': 0, 'error': 1, 'usage': 2, 'data': 3, 'model_file': 4, 'unknown_name': 5, 'interrupted': 130}
+EXIT_CODES = {'ok': 0, 'error': 1, 'usage': 2, 'data': 3, 'model_file': 4, 'disk_full': 4, 'unknown_name': 5, 'interrupted': 130}
 DEFAULT_OUT = 'course_output'
 DEFAULT_MODEL = f'{DEFAULT_OUT}/model.pt'
 
+# %% ../nbs/89_cli.ipynb #8c1a0002
+_KOREAN = {  # one Korean sentence per kind of error; the English detail after it names the file, line or id
+    'usage': '인자나 평점이 잘못됐어요. 아래 설명대로 고치거나 --help를 보세요.',
+    'data': '데이터 파일이 없거나 형식이 틀렸어요. 말한 파일과 줄을 고치거나 다시 내려받으세요.',
+    'model_file': '모델 파일이 없거나, 망가졌거나, 이 도구가 만든 파일이 아니에요. 경로를 확인하거나 모델을 다시 학습하세요.',
+    'disk_full': '디스크가 꽉 차서 저장하지 못했어요. 원래 파일은 그대로예요. 공간을 비우고 다시 실행하세요.',
+    'unknown_name': '모델에 없는 사용자 id나 영화 제목이에요. 알려진 범위나 가까운 제목을 확인하세요.',
+    'interrupted': 'Ctrl-C로 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. 다시 실행하세요.',
+    'error': '예상하지 못한 오류가 났어요. --debug를 붙여 다시 실행하면 추적 정보(traceback)가 나와요.',
+}
+
 # %% ../nbs/89_cli.ipynb #f2b72e87
 _EPILOG = f"""exit codes: 0 ok, 1 unexpected error, 2 bad arguments or ratings, 3 data missing or invalid,
-4 model file missing, damaged or foreign, 5 unknown user id or movie title (closest matches are shown),
-130 interrupted with Ctrl-C.
+4 model file missing, damaged or foreign, or the disk full while saving, 5 unknown user id or movie title
+(closest matches are shown), 130 interrupted with Ctrl-C.
+Errors are one line in Korean and English; add --debug to see the full traceback instead.
 
 start here:
   collab-lessons course                       # train the course's models on MovieLens 100k, save to ./{DEFAULT_OUT}
@@ -55,10 +68,11 @@ start here:
 
 # %% ../nbs/89_cli.ipynb #0d9a9ed0
 def _common_options():
-    "Parent parser with the options every command takes: `--quiet` and `--json`."
+    "Parent parser with the options every command takes: `--quiet`, `--json` and `--debug`."
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('-q', '--quiet', action='store_true', help='no progress bars or messages on stderr')
     common.add_argument('--json', action='store_true', help='print one JSON object on stdout instead of tables')
+    common.add_argument('--debug', action='store_true', help='on an error, print the full traceback instead of one line')
     return common
 
 # %% ../nbs/89_cli.ipynb #69a58080
@@ -116,11 +130,17 @@ def _add_query_commands(sub, common):
     rt.add_argument('-n', type=int, default=10, help='how many movies (default: 10)')
     _add_model_option(rt)
 
+# %% ../nbs/89_cli.ipynb #8c1a0003
+class _Parser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose usage errors are one line in Korean and English, like the other errors of the command."
+    def error(self, message):
+        self.exit(EXIT_CODES['usage'], f"{self.prog}: 오류: {_KOREAN['usage']} / error: {message}. See {self.prog} --help.\n")
+
 # %% ../nbs/89_cli.ipynb #8c59aa93
 def build_parser():
     "The `collab-lessons` argument parser with its five commands."
-    parser = argparse.ArgumentParser(prog='collab-lessons', epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description='Collaborative filtering on MovieLens, from the collab_lessons course.')
+    parser = _Parser(prog='collab-lessons', epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description='Collaborative filtering on MovieLens, from the collab_lessons course.')
     parser.add_argument('--version', action='version', version=f'collab-lessons {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     common = _common_options()
@@ -192,21 +212,18 @@ def run_steps(ratings, steps, epochs=5, show_progress=True, log=None):
 
 # %% ../nbs/89_cli.ipynb #5f7f66e3
 def save_course(out, table, learn, ratings, dataset):
-    "Write the final model, the results table (CSV, JSON) and the plots into the folder `out`; return the file paths."
+    "Write the final model, the results table (CSV, JSON) and the plots into the folder `out`, each file whole or not at all."
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     final = table.set_index('step').loc[FINAL_STEP]
     info = dict(dataset=dataset, split='random 80/20, seed 42', step=FINAL_STEP, valid_mse=float(final.valid_mse),
                 epochs=int(final.epochs))
     paths = [save_learner(out/'model.pt', learn, ratings, info)]
-    table.to_csv(out/'results.csv', index=False)
-    (out/'results.json').write_text(table.to_json(orient='records', indent=1))
-    paths += [out/'results.csv', out/'results.json']
+    paths.append(atomic_write(out/'results.csv', lambda f: f.write(table.to_csv(index=False).encode())))
+    paths.append(atomic_write(out/'results.json', lambda f: f.write(table.to_json(orient='records', indent=1).encode())))
     titles = list(learn.dls.classes['title'])
     plots = {'valid_mse.png': plot_scores(table), 'movie_pca.png': plot_movie_pca(movie_pca(learn.model, titles, movie_counts(ratings, titles)))}
-    for name, fig in plots.items():
-        fig.savefig(out/name, dpi=100)
-        paths.append(out/name)
+    for name, fig in plots.items(): paths.append(atomic_write(out/name, lambda f: fig.savefig(f, format='png', dpi=100)))
     return paths
 
 # %% ../nbs/89_cli.ipynb #710d22aa
@@ -295,10 +312,15 @@ def parse_ratings(items, where='argument'):
 
 # %% ../nbs/89_cli.ipynb #662c40ce
 def read_ratings_file(path):
-    "The `TITLE=RATING` lines of the text file at `path` (blank lines and `#` comments skipped) as a dict."
+    "The `TITLE=RATING` lines of the UTF-8 text file at `path` (blank lines and `#` comments skipped) as a dict."
     path = Path(path)
     if not path.is_file(): raise DataError(f"{path} not found: write one TITLE=RATING per line there.")
-    lines = [l.strip() for l in path.read_text(encoding='utf-8').splitlines()]
+    data = path.read_bytes()
+    try: text = data.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}): "
+                         "save it as UTF-8 and try again.") from None
+    lines = [l.strip() for l in text.splitlines()]
     return parse_ratings([l for l in lines if l and not l.startswith('#')], where=f'{path}, rating')
 
 # %% ../nbs/89_cli.ipynb #f60fd796
@@ -314,25 +336,40 @@ def cmd_rate(args):
           heading=f"Top {len(recs)} movies for a new user who rated {len(rated)} movie(s):")
     return EXIT_CODES['ok']
 
+# %% ../nbs/89_cli.ipynb #8c1a0004
+def _error_kind(error):
+    "The kind of `error`: a key of `EXIT_CODES` and `_KOREAN` ('error' for exceptions that are not the project's own)."
+    if isinstance(error, KeyboardInterrupt): return 'interrupted'
+    if _disk_full(error): return 'disk_full'
+    kinds = [(UnknownNameError, 'unknown_name'), (ModelFileError, 'model_file'), (DataError, 'data'), (ValueError, 'usage')]
+    return next((kind for cls, kind in kinds if isinstance(error, cls)), 'error')
+
+# %% ../nbs/89_cli.ipynb #8c1a0005
+def _english(error, kind):
+    "The English detail of `error` on one line."
+    if kind == 'interrupted': return 'interrupted with Ctrl-C. Files are written whole or not at all; run the command again.'
+    detail = ' '.join(str(error).split('\n')).strip() or '(no message)'
+    if kind == 'error': return f"unexpected {type(error).__name__}: {detail}. Rerun with --debug to see the traceback."
+    return detail
+
 # %% ../nbs/89_cli.ipynb #d11c2ace
 COMMANDS = {'course': cmd_course, 'train': cmd_train, 'recommend': cmd_recommend, 'similar': cmd_similar, 'rate': cmd_rate}
 
 # %% ../nbs/89_cli.ipynb #4f821886
-def _fail(args, error, code):
-    "Report `error` on stderr (and as JSON on stdout with `--json`) and return the exit `code`."
-    print(f"collab-lessons {args.command}: error: {error}", file=sys.stderr)
-    if args.json: print(json.dumps(dict(error=str(error), exit_code=code), ensure_ascii=False))
+def _fail(args, error):
+    "Report `error` on stderr as one line in Korean and English (the traceback with `--debug`) and return its exit code."
+    kind = _error_kind(error)
+    code, korean, english = EXIT_CODES[kind], _KOREAN[kind], _english(error, kind)
+    if args.debug: traceback.print_exception(error, file=sys.stderr)
+    else: print(f"collab-lessons {args.command}: 오류: {korean} / error: {english}", file=sys.stderr)
+    if args.json: print(json.dumps(dict(error=english, error_ko=korean, kind=kind, exit_code=code), ensure_ascii=False))
     return code
 
 # %% ../nbs/89_cli.ipynb #2dc46316
 def main(argv=None):
     "Run the `collab-lessons` command line with `argv` (default: `sys.argv[1:]`) and return its exit code."
     args = build_parser().parse_args(argv)
-    try: return COMMANDS[args.command](args)
-    except UnknownNameError as e: return _fail(args, e, EXIT_CODES['unknown_name'])
-    except ModelFileError as e: return _fail(args, e, EXIT_CODES['model_file'])
-    except DataError as e: return _fail(args, e, EXIT_CODES['data'])
-    except ValueError as e: return _fail(args, e, EXIT_CODES['usage'])
-    except KeyboardInterrupt:
-        return _fail(args, 'interrupted with Ctrl-C. Model files are written whole or not at all; run the command again.',
-                     EXIT_CODES['interrupted'])
+    try:
+        if getattr(args, 'n', 1) < 1: raise ValueError(f"-n must be 1 or more, not {args.n}: it is how many movies to show.")
+        return COMMANDS[args.command](args)
+    except (Exception, KeyboardInterrupt) as e: return _fail(args, e)

@@ -1,10 +1,15 @@
 import json
+import re
 import subprocess
 import sys
+from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
+import pandas as pd
 import torch
 
+import collab_lessons.cli as cli
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import EXIT_CODES, build_parser, main, parse_ratings, read_ratings_file
 from collab_lessons.model_files import save_model
@@ -33,7 +38,8 @@ def test_help_lists_commands_and_exit_codes(capsys):
     with pytest.raises(SystemExit) as e: main(['--help'])
     out = capsys.readouterr().out
     assert e.value.code == 0
-    for word in ['course', 'train', 'recommend', 'similar', 'rate', 'exit codes', 'collab-lessons course']: assert word in out
+    for word in ['course', 'train', 'recommend', 'similar', 'rate', 'exit codes', 'collab-lessons course', '--debug',
+                 '130 interrupted']: assert word in out
 
 
 def test_usage_errors_exit_2(capsys):
@@ -133,3 +139,114 @@ def test_run_steps_table_and_final_learner(tiny_ratings):
     assert list(table.columns) == ['step', 'model', 'wd', 'epochs', 'valid_mse', 'valid_rmse', 'seconds']
     assert final is not None and final.recorder.values[-1][1] == pytest.approx(table.valid_mse[1], abs=1e-4)
     assert len(lines) == 2 and lines[0].startswith('  1/2 bias: valid MSE')
+
+
+# ---------------------------------------------------------------- errors: one line in Korean and English
+
+KOREAN = {kind: sentence for kind, sentence in cli._KOREAN.items()}
+
+
+def one_line(err, kind):
+    "The single stderr line of an error of `kind`, checked for the bilingual format; returns its English part."
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    head, sep, english = lines[0].partition(' / error: ')
+    assert sep and re.fullmatch(r'collab-lessons( \w+)?: 오류: ' + re.escape(KOREAN[kind]), head), lines[0]
+    return english
+
+
+def test_every_error_kind_is_one_bilingual_line(capsys, tmp_path, model_file):
+    damaged = tmp_path/'damaged.pt'
+    damaged.write_bytes(b'not a model')
+    cases = [(['recommend', '--user', '9999', '--model', model_file], 'unknown_name', "Unknown user id '9999'", 5),
+             (['similar', 'Star Wars', '--model', model_file], 'unknown_name', 'Did you mean: Star Wars (1977)', 5),
+             (['recommend', '--user', '1', '--model', str(damaged)], 'model_file', f'{damaged} is damaged', 4),
+             (['rate', '--file', str(tmp_path/'none.txt'), '--model', model_file], 'data', 'none.txt not found', 3),
+             (['rate', 'Star Wars (1977)=7', '--model', model_file], 'usage', 'between 0.5 and 5', 2)]
+    for argv, kind, detail, code in cases:
+        assert run(capsys, *argv)[0] == code == EXIT_CODES[kind]
+        code, out, err = run(capsys, *argv)
+        assert detail in one_line(err, kind)
+        code, out, err = run(capsys, *argv, '--json')
+        assert json.loads(out) == dict(error=one_line(err, kind), error_ko=KOREAN[kind], kind=kind, exit_code=code)
+
+
+def test_debug_prints_the_traceback_instead(capsys, model_file):
+    code, out, err = run(capsys, 'recommend', '--user', '9999', '--model', model_file, '--debug')
+    assert code == 5 and err.startswith('Traceback (most recent call last):')
+    assert err.strip().splitlines()[-1].startswith("collab_lessons.interpret.UnknownNameError: Unknown user id '9999'")
+    assert '오류:' not in err
+
+
+def test_unexpected_error_is_one_line_with_exit_code_1(capsys, model_file, monkeypatch):
+    def broken(args): return {}['missing']
+    monkeypatch.setitem(cli.COMMANDS, 'recommend', broken)
+    code, out, err = run(capsys, 'recommend', '--user', '1', '--model', model_file)
+    assert code == EXIT_CODES['error'] == 1 and code not in {v for k, v in EXIT_CODES.items() if k != 'error'}
+    assert one_line(err, 'error') == "unexpected KeyError: 'missing'. Rerun with --debug to see the traceback."
+    code, out, err = run(capsys, 'recommend', '--user', '1', '--model', model_file, '--debug')
+    assert code == 1 and 'Traceback' in err and "KeyError: 'missing'" in err
+
+
+def test_argument_errors_are_one_bilingual_line(capsys):
+    for argv, detail in [(['recommend'], 'the following arguments are required: --user'),
+                         (['similar', 'x', '-n', 'ten'], "argument -n: invalid int value: 'ten'"),
+                         (['fly'], "argument COMMAND: invalid choice: 'fly'")]:
+        with pytest.raises(SystemExit) as e: main(argv)
+        assert e.value.code == 2
+        assert detail in one_line(capsys.readouterr().err, 'usage')
+
+
+def test_disk_full_while_saving_is_one_line_exit_4(capsys, tmp_path, model_file, monkeypatch):
+    import errno, os
+    from collab_lessons import model_files as mf
+    def save_again(args): save_model(tmp_path/'model.pt', DotProductBias(len(USERS), len(TITLES), 3), USERS, TITLES)
+    def no_room(*args): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setitem(cli.COMMANDS, 'recommend', save_again)
+    monkeypatch.setattr(mf.os, 'fsync', no_room)
+    before = (tmp_path/'model.pt').read_bytes()
+    code, out, err = run(capsys, 'recommend', '--user', '1', '--model', model_file)
+    assert code == EXIT_CODES['disk_full'] == 4
+    assert one_line(err, 'disk_full').startswith(f"Could not save {tmp_path/'model.pt'}: the disk is full")
+    assert (tmp_path/'model.pt').read_bytes() == before
+
+
+# ---------------------------------------------------------------- course output files are written whole
+
+@pytest.fixture
+def course_parts(tiny_ratings):
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    from collab_lessons.data import collab_dls
+    dls = collab_dls(tiny_ratings, bs=16)
+    learn = Learner(dls, DotProductBias(len(dls.classes['user']), len(dls.classes['title']), 4), loss_func=MSELossFlat())
+    def table(mse): return pd.DataFrame([dict(step=cli.FINAL_STEP, model='DotProductBias', wd=0.1, epochs=1,
+                                              valid_mse=mse, valid_rmse=mse ** 0.5, seconds=0.1)])
+    return table, learn, tiny_ratings
+
+
+@pytest.mark.parametrize('interrupt', ['results.csv', 'valid_mse.png'])
+def test_interrupted_course_output_leaves_old_files_whole(tmp_path, course_parts, monkeypatch, interrupt):
+    table, learn, ratings = course_parts
+    out = tmp_path/'out'
+    cli.save_course(out, table(1.0), learn, ratings, 'toy')
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    def half_then_ctrl_c(target):
+        "Write half a file into `target` (a path or an open file), then stop as Ctrl-C would."
+        if target is not None:
+            with (open(target, 'wb') if isinstance(target, (str, Path)) else nullcontext(target)) as f: f.write(b'step,mo')
+        raise KeyboardInterrupt
+    if interrupt == 'results.csv':
+        monkeypatch.setattr(pd.DataFrame, 'to_csv', lambda self, path_or_buf=None, *a, **k: half_then_ctrl_c(path_or_buf))
+    else:
+        class HalfFigure:
+            def savefig(self, target, **kwargs): half_then_ctrl_c(target)
+        monkeypatch.setattr(cli, 'plot_scores', lambda table: HalfFigure())
+    with pytest.raises(KeyboardInterrupt): cli.save_course(out, table(0.5), learn, ratings, 'toy')
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # no temporary files left
+    new = {p.name: p.read_bytes() for p in out.iterdir()}
+    written_before = {'results.csv': ['model.pt'], 'valid_mse.png': ['model.pt', 'results.csv', 'results.json']}[interrupt]
+    assert all(new[name] == old[name] for name in old if name not in written_before)
+    if interrupt == 'valid_mse.png':
+        assert pd.read_csv(out/'results.csv').valid_mse.tolist() == [0.5]  # the new table, whole
+        assert json.loads((out/'results.json').read_text())[0]['valid_mse'] == 0.5

@@ -82,7 +82,9 @@ def test_verify_files_reports_partial_and_missing(tmp_path):
     ('196\t242\t\t881250949\n', "line 1: column 'rating' is empty"),
     ('196,242,3,881250949\n', 'has 1 column'),
     ('196\t242\t3\t881250949\t7\n', 'has 5 column'),
-    ('', 'is not a MovieLens 100k ratings file'),
+    ('', 'is empty, so it is not a MovieLens 100k ratings file'),
+    ('196\t242\t3\t881250949\n\n186\t302\t3\t891717742\n', 'line 2 has 1 column'),
+    ('196\t242\t3\t881250949\n186\t302\t3\t-5\n', 'line 2: the timestamp is not a whole number'),
 ])
 def test_read_ratings_rejects_bad_files(tmp_path, text, message):
     f = tmp_path/'u.data'

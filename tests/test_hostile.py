@@ -1,8 +1,8 @@
 """Hostile inputs and faults from the catalogue in `tests/HOSTILE.md` that no other test file checks.
 
-Tests marked `xfail(strict=True)` pin entries the library does not handle yet: each asserts the behaviour the
-catalogue asks for, so it starts passing (and, being strict, fails the run) as soon as the gap is fixed —
-then drop the mark and update HOSTILE.md."""
+A gap the library does not handle yet gets a test marked `xfail(strict=True)` that asserts the behaviour the
+catalogue asks for, so it starts passing (and, being strict, fails the run) as soon as the gap is fixed; then
+drop the mark and update HOSTILE.md. No such test is left."""
 import io
 import json
 import os
@@ -70,7 +70,7 @@ def test_header_line_is_named(tmp_path):
 @pytest.mark.parametrize('word', ['NaN', 'nan', 'NA', 'null'])
 def test_nan_ratings_are_refused_with_line(tmp_path, word):
     f = write(tmp_path/'u.data', f'196\t242\t3\t881250949\n186\t302\t{word}\t891717742\n')
-    with pytest.raises(DataError, match=r"line 2: column 'rating' is empty"): read_ratings(f)
+    with pytest.raises(DataError, match=rf"line 2: column 'rating' holds '{word}', which is not a number"): read_ratings(f)
 
 
 def test_html_page_saved_as_u_data(tmp_path):
@@ -88,8 +88,9 @@ def test_random_bytes_as_u_data(tmp_path, seed):
 
 
 @pytest.mark.parametrize('cut, message', [
-    ('186\t30', "line 2: column 'rating' is empty"),
-    ('186\t302\t3', "line 2: column 'timestamp' is empty"),
+    ('186\t30', "line 2 has 2 column"),
+    ('186\t302\t3', "line 2 has 3 column"),
+    ('186\t302\t3\t', "line 2: column 'timestamp' is empty"),
 ])
 def test_truncated_u_data_names_the_last_line(tmp_path, cut, message):
     f = write(tmp_path/'u.data', '196\t242\t3\t881250949\n' + cut)
@@ -111,14 +112,27 @@ def test_windows_line_endings_and_bom_still_parse(tmp_path):
 def test_u_item_in_utf16_is_refused(tmp_path):
     f = write(tmp_path/'u.item', b'1|Caf\xe9 (1995)' + ITEM_TAIL)
     f.write_bytes(f.read_bytes().decode('latin-1').encode('utf-16'))
-    with pytest.raises(DataError, match=r"line 1: column 'movie' holds") as e: read_titles(f)
+    with pytest.raises(DataError, match=r"is in the wrong encoding: it holds NUL bytes, so it is UTF-16 .* Save it again as UTF-8") as e:
+        read_titles(f)
     assert str(f) in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason='not handled yet: a UTF-8 u.item is read as latin-1 and gives mojibake titles')
-def test_u_item_in_utf8_is_refused_or_decoded(tmp_path):
-    f = write(tmp_path/'u.item', 'Café (1995)'.join(['1|', '']).encode('utf-8') + ITEM_TAIL)
-    assert read_titles(f).title.tolist() == ['Café (1995)']
+@pytest.mark.parametrize('encoding', ['utf-8', 'utf-8-sig', 'latin-1'])
+def test_u_item_in_utf8_or_latin1_is_decoded(tmp_path, encoding):
+    tail = ITEM_TAIL.decode()
+    text = ''.join(f'{i}|{t}{tail}' for i, t in enumerate(['Café (1995)', 'Misérables, Les (1995)', 'Plain (1990)'], 1))
+    f = write(tmp_path/'u.item', text.encode(encoding))
+    assert read_titles(f).title.tolist() == ['Café (1995)', 'Misérables, Les (1995)', 'Plain (1990)']
+
+
+def test_real_u_item_decodes_the_same_as_latin1_or_utf8(tmp_path):
+    from collab_lessons.data import ml100k_folder
+    item = ml100k_folder()/'u.item'
+    if not item.exists(): pytest.skip('ML-100k not present')
+    original = read_titles(item)
+    assert original.loc[original.movie == 543, 'title'].item() == 'Misérables, Les (1995)'
+    resaved = write(tmp_path/'u.item', item.read_bytes().decode('latin-1').encode('utf-8'))
+    assert read_titles(resaved).equals(original) and not original.title.str.contains('Ã').any()
 
 
 def test_duplicate_pairs_are_refused(tmp_path):
@@ -135,6 +149,28 @@ def test_fractional_ids_are_refused(tmp_path):
 def test_out_of_range_ratings_are_refused(tmp_path, rating):
     f = write(tmp_path/'u.data', f'196\t242\t3\t881250949\n186\t302\t{rating}\t891717742\n')
     with pytest.raises(DataError, match='line 2'): read_ratings(f)
+
+
+@pytest.mark.parametrize('line, message', [
+    ('0\t302\t4\t891717742', "line 2: column 'user' holds an id outside 1-2147483647"),
+    ('inf\t302\t4\t891717742', "line 2: column 'user' holds an id outside 1-2147483647"),
+    ('186\t-3\t4\t891717742', "line 2: column 'movie' holds an id outside 1-2147483647"),
+    ('186\t302\t4\t8917177.5', 'line 2: the timestamp is not a whole number of seconds'),
+])
+def test_ids_and_timestamps_out_of_range_are_refused(tmp_path, line, message):
+    f = write(tmp_path/'u.data', f'196\t242\t3\t881250949\n{line}\n')
+    with pytest.raises(DataError, match=message): read_ratings(f)
+
+
+@pytest.mark.parametrize('second, message', [
+    ('1|B (1991)', 'line 2: this movie id is on an earlier line already'),
+    ('2| ', 'line 2: the title is empty'),
+    ('2|B\x07 (1991)', 'line 2: the title holds a control character'),
+])
+def test_u_item_with_repeated_ids_or_bad_titles_is_refused(tmp_path, second, message):
+    f = write(tmp_path/'u.item', b'1|A (1990)' + ITEM_TAIL + second.encode() + ITEM_TAIL)
+    with pytest.raises(DataError, match=message) as e: read_titles(f)
+    assert str(f) in str(e.value)
 
 
 def test_unknown_split_lists_choices():
@@ -279,22 +315,26 @@ def test_new_user_with_only_unknown_movies(model, model_file, capsys):
     assert "Unknown movie title 'Zzz (2001)'" in capsys.readouterr().err
 
 
-def test_n_zero_gives_an_empty_table(model):
-    recs = recommend(model, TITLES, 1, n=0)
+def test_n_zero_gives_an_empty_table_and_a_usage_error_in_the_cli(model, model_file, capsys):
+    recs = recommend(model, TITLES, 1, n=0)  # the library: an empty answer to an empty question
     assert len(recs) == 0 and list(recs.columns) == ['title', 'predicted_rating']
+    for argv in (['recommend', '--user', '3'], ['similar', 'A (1990)'], ['rate', 'A (1990)=4']):
+        assert main(argv + ['-n', '0', '--model', model_file]) == 2  # the command line: most likely a typo
+        assert '/ error: -n must be 1 or more, not 0' in capsys.readouterr().err
 
 
 def test_negative_n_is_a_usage_error(model, model_file, capsys):
     with pytest.raises(ValueError, match='n must be 0 or more, not -1'): recommend(model, TITLES, 1, n=-1)
     assert main(['recommend', '--user', '3', '-n', '-1', '--model', model_file]) == 2
-    assert 'error: n must be 0 or more, not -1' in capsys.readouterr().err
+    assert 'error: -n must be 1 or more, not -1' in capsys.readouterr().err
     assert main(['rate', 'A (1990)=4', '-n', '-5', '--model', model_file]) == 2
 
 
 def test_rate_file_in_wrong_encoding_exits_2(tmp_path, model_file, capsys):
     f = write(tmp_path/'mine.txt', 'Caf\xe9 (1990)=4\n'.encode('latin-1'))
     assert main(['rate', '--file', str(f), '--model', model_file]) == 2
-    assert "can't decode" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f'error: {f} is not UTF-8 text (byte 0xe9 at offset 3): save it as UTF-8' in err and len(err.splitlines()) == 1
 
 
 def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
@@ -305,6 +345,7 @@ def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
     except KeyboardInterrupt: code = 'KeyboardInterrupt escaped'  # caught here, or pytest itself would stop
     out, err = capsys.readouterr()
     assert code == cli.EXIT_CODES['interrupted'] == 130
-    assert err.strip().splitlines() == ['collab-lessons recommend: error: interrupted with Ctrl-C. Model files are written '
-                                        'whole or not at all; run the command again.']
+    assert err.strip().splitlines() == ['collab-lessons recommend: 오류: Ctrl-C로 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. '
+                                        '다시 실행하세요. / error: interrupted with Ctrl-C. Files are written whole or not at '
+                                        'all; run the command again.']
     assert json.loads(out)['exit_code'] == 130

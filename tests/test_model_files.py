@@ -1,5 +1,8 @@
+import errno
+import io
 import os
 import pickle
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -119,3 +122,55 @@ def test_newer_version_and_inconsistent_weights(tmp_path, model):
     del record['seen']
     torch.save(record, tmp_path/'short.pt')
     with pytest.raises(ModelFileError, match='lacks'): load_model(tmp_path/'short.pt')
+
+
+class _FullDisk(io.FileIO):
+    "A file on a disk that fills up after `room` bytes: further writes raise `OSError(ENOSPC)`."
+    room = 3000
+    def write(self, b):
+        if self.tell() + len(b) > self.room: raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(b)
+
+
+def test_disk_full_while_saving_keeps_the_old_file(tmp_path, model, monkeypatch):
+    "A real `torch.save` writes part of the temporary file, then the disk is full: PyTorch wraps the error in a RuntimeError."
+    path = save_model(tmp_path/'m.pt', model, USERS, TITLES)
+    before = path.read_bytes()
+    monkeypatch.setattr(mf, 'open', lambda p, mode: _FullDisk(p, mode), raising=False)
+    with pytest.raises(ModelFileError, match=r'Could not save .*m.pt: the disk is full\. The previous m.pt, if any, is unchanged') as e:
+        save_model(path, model, USERS, TITLES)
+    assert str(path) in str(e.value) and len(str(e.value).splitlines()) == 1
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['m.pt']
+
+
+def test_disk_full_on_fsync_or_rename_is_reported_too(tmp_path, model, monkeypatch):
+    path = tmp_path/'m.pt'
+    def full(*args): raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    monkeypatch.setattr(mf.os, 'fsync', full)
+    with pytest.raises(ModelFileError, match='the disk is full'): save_model(path, model, USERS, TITLES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_saving_the_same_file_at_once(tmp_path, model, monkeypatch):
+    "Four threads each write half their file, wait for the others, then finish: each needs its own temporary file."
+    models = [DotProductBias(len(USERS), len(TITLES), 4) for _ in range(4)]
+    barrier, real_save = threading.Barrier(len(models), timeout=20), torch.save
+    def half_then_wait(obj, f):
+        buf = io.BytesIO()
+        real_save(obj, buf)
+        data = buf.getvalue()
+        f.write(data[:len(data) // 2])
+        barrier.wait()
+        f.write(data[len(data) // 2:])
+    monkeypatch.setattr(mf.torch, 'save', half_then_wait)
+    path, errors = tmp_path/'m.pt', []
+    def save(m):
+        try: save_model(path, m, USERS, TITLES)
+        except Exception as e: errors.append(e)
+    threads = [threading.Thread(target=save, args=(m,)) for m in models]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    assert errors == []
+    saved = load_model(path).model.state_dict()  # whole, and the weights of one of the four
+    assert any(all(torch.equal(saved[k], v) for k, v in m.state_dict().items()) for m in models)
+    assert [p.name for p in tmp_path.iterdir()] == ['m.pt']
