@@ -149,7 +149,7 @@ def run_bpmf(train, valid, ranks=(5, 10, 20), n_samples=200, burn_in=40, seed=42
                 epochs=n_samples * len(ranks), s_per_epoch=used['fit_s'] / (n_samples * len(ranks)), **used)
 
 
-# %% ../nbs/96_bench.ipynb #7720cb91
+# %% ../nbs/96_bench.ipynb #197d98e0
 def run_kernel_ae(train, valid, seeds=(0, 1, 2), epochs=24, final=False, **kwargs):
     "A seed ensemble of local-kernel autoencoders (`fit_kernel_ae_ensemble`); the record keeps its `preds`; no curve if `final`."
     def fit():
@@ -166,7 +166,7 @@ def run_kernel_ae(train, valid, seeds=(0, 1, 2), epochs=24, final=False, **kwarg
                 epochs=epochs * len(seeds), s_per_epoch=used['fit_s'] / (epochs * len(seeds)), **used)
 
 
-# %% ../nbs/96_bench.ipynb #2e4a95ee
+# %% ../nbs/96_bench.ipynb #cf997c04
 def blend_record(a, b, y, w):
     "The record of the blend `(1 - w) * a + w * b` of two records with `preds`: fit time summed, peak memory the larger."
     err = blend(a['preds'], b['preds'], w) - y
@@ -398,11 +398,11 @@ def format_scale(rows):
     return '\n'.join([head] + [f"{r['n_ratings']:>11,} {r['n_users']:>8,} {r['n_items']:>7,} {r['loader_s']:9.2f} {r['s_per_epoch']:8.2f} "
                                f"{r['us_per_rating']:9.3f} {r['size_x']:7.1f} {r['epoch_x']:8.2f} {r['peak_mb']:8.0f} {r['valid_rmse']:6.3f}" for r in rows])
 
-# %% ../nbs/96_bench.ipynb #b7a33ecb
+# %% ../nbs/96_bench.ipynb #9cd0b938
 LINEAR_SLACK = 1.25  # per-rating time may grow this much from the smallest size and still count as linear
 
 
-# %% ../nbs/96_bench.ipynb #5aa4d4c0
+# %% ../nbs/96_bench.ipynb #d53901cf
 def check_scale(rows, slack=LINEAR_SLACK):
     "The issue's 25M targets judged on `run_scale` rows: loader <= 15 s, epoch <= 30 s, peak <= 2.5 GB, linear growth."
     big, small = rows[-1], rows[0]

@@ -7,7 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/cli.html.md"""
 # %% auto #0
 __all__ = ['EXIT_CODES', 'DEFAULT_OUT', 'DEFAULT_MODEL', 'FINAL_STEP', 'COMMANDS', 'build_parser', 'plot_scores', 'run_steps',
            'save_course', 'cmd_course', 'cmd_train', 'cmd_recommend', 'cmd_similar', 'parse_ratings',
-           'read_ratings_file', 'cmd_rate', 'main']
+           'read_ratings_file', 'cmd_rate', 'cmd_bench', 'main']
 
 # %% ../nbs/89_cli.ipynb #f7c00281
 import warnings
@@ -130,6 +130,20 @@ def _add_query_commands(sub, common):
     rt.add_argument('-n', type=int, default=10, help='how many movies (default: 10)')
     _add_model_option(rt)
 
+# %% ../nbs/89_cli.ipynb #0d487574
+def _add_bench_command(sub, common):
+    "The `bench` command: the side-by-side benchmark of `collab_lessons.bench`."
+    b = sub.add_parser('bench', parents=[common], help='the side-by-side benchmark (scikit-surprise rows need the bench extra)',
+                       description='Train the reference recipe, the fast recipes, the best models and scikit-surprise on '
+                                   "ML-100k's u1 split and a random 20% split in one run; print ratios against the reference "
+                                   'and write bench.json and time_vs_rmse.png. Takes about 20 minutes on one CPU thread.')
+    b.add_argument('--out', default='bench_results', metavar='DIR', help='folder for bench.json and the plot (default: bench_results)')
+    b.add_argument('--repeats', type=int, default=1, help='repeats; the tables show medians (default: 1)')
+    b.add_argument('--threads', type=int, default=1, help='torch threads (default: 1)')
+    b.add_argument('--smoke', action='store_true', help='tiny settings that only check the code paths (seconds)')
+    b.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings (about 5 more minutes)')
+
+
 # %% ../nbs/89_cli.ipynb #8c1a0003
 class _Parser(argparse.ArgumentParser):
     "An `ArgumentParser` whose usage errors are one line in Korean and English, like the other errors of the command."
@@ -138,7 +152,7 @@ class _Parser(argparse.ArgumentParser):
 
 # %% ../nbs/89_cli.ipynb #8c59aa93
 def build_parser():
-    "The `collab-lessons` argument parser with its five commands."
+    "The `collab-lessons` argument parser with its six commands."
     parser = _Parser(prog='collab-lessons', epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description='Collaborative filtering on MovieLens, from the collab_lessons course.')
     parser.add_argument('--version', action='version', version=f'collab-lessons {__version__}')
@@ -146,6 +160,7 @@ def build_parser():
     common = _common_options()
     _add_training_commands(sub, common)
     _add_query_commands(sub, common)
+    _add_bench_command(sub, common)
     return parser
 
 # %% ../nbs/89_cli.ipynb #039381ab
@@ -352,8 +367,19 @@ def _english(error, kind):
     if kind == 'error': return f"unexpected {type(error).__name__}: {detail}. Rerun with --debug to see the traceback."
     return detail
 
+# %% ../nbs/89_cli.ipynb #a74a3c2e
+def cmd_bench(args):
+    "The `bench` command: run `collab_lessons.bench.bench` with the command's options."
+    if min(args.repeats, args.threads) < 1: raise ValueError(f"--repeats and --threads must be 1 or more, not {args.repeats} and {args.threads}.")
+    from .bench import bench  # imported here: it pulls in the benchmark's own dependencies
+    report = bench(args.out, args.repeats, args.threads, args.smoke, args.scale, log=(lambda *a: None) if args.quiet or args.json else print)
+    if args.json: print(json.dumps(dict(out=str(args.out), targets=report.get('targets'), scale_targets=report.get('scale_targets')), indent=1, default=str))
+    return EXIT_CODES['ok']
+
+
 # %% ../nbs/89_cli.ipynb #d11c2ace
-COMMANDS = {'course': cmd_course, 'train': cmd_train, 'recommend': cmd_recommend, 'similar': cmd_similar, 'rate': cmd_rate}
+COMMANDS = {'course': cmd_course, 'train': cmd_train, 'recommend': cmd_recommend, 'similar': cmd_similar, 'rate': cmd_rate,
+            'bench': cmd_bench}
 
 # %% ../nbs/89_cli.ipynb #4f821886
 def _fail(args, error):

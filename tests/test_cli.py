@@ -250,3 +250,19 @@ def test_interrupted_course_output_leaves_old_files_whole(tmp_path, course_parts
     if interrupt == 'valid_mse.png':
         assert pd.read_csv(out/'results.csv').valid_mse.tolist() == [0.5]  # the new table, whole
         assert json.loads((out/'results.json').read_text())[0]['valid_mse'] == 0.5
+
+
+@pytest.mark.slow
+def test_bench_command_smoke_writes_report(capsys, tmp_path, ml100k):
+    "`collab-lessons bench --smoke` runs the whole benchmark path in tiny settings and writes bench.json and the plot."
+    assert main(['bench', '--smoke', '--out', str(tmp_path), '--json']) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out['out'] == str(tmp_path)
+    report = json.loads((tmp_path/'bench.json').read_text())
+    assert report['smoke'] and {'reference', 'fast', 'bpmf', 'kernel_ae', 'best_blend'} <= set(report['table']['u1-test'])
+    assert (tmp_path/'time_vs_rmse.png').stat().st_size > 0
+
+
+def test_bench_command_refuses_zero_repeats(capsys, tmp_path):
+    assert main(['bench', '--repeats', '0', '--out', str(tmp_path)]) == EXIT_CODES['usage']
+    assert '--repeats' in capsys.readouterr().err and not (tmp_path/'bench.json').exists()
