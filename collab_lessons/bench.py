@@ -9,7 +9,7 @@ __all__ = ['SVD_GRID', 'RECIPES', 'BLEND', 'SMOKE', 'LINEAR_SLACK', 'rss_mb', 'r
            'bench_splits', 'EpochClock', 'SkipValidation', 'run_fastai', 'run_fast', 'run_bpmf', 'run_kernel_ae',
            'blend_record', 'have_surprise', 'run_surprise', 'tune_svd', 'run_recipe', 'time_to', 'run_once', 'warm_up',
            'summarise', 'format_table', 'check_targets', 'plot_curves', 'scale_shape', 'scale_one', 'run_scale',
-           'format_scale', 'check_scale', 'bench', 'main']
+           'format_scale', 'check_scale', 'format_markdown', 'bench', 'main']
 
 # %% ../nbs/96_bench.ipynb #068f2352
 import argparse
@@ -413,14 +413,51 @@ def check_scale(rows, slack=LINEAR_SLACK):
                 linear=dict(size_x=big['size_x'], epoch_x=big['epoch_x'], per_rating_x=growth, bar=slack, ok=growth <= slack))
 
 
+# %% ../nbs/96_bench.ipynb #710847df
+def _verdict(ok): return 'met' if ok else '**not met**'
+
+
+# %% ../nbs/96_bench.ipynb #0710220d
+def format_markdown(report):
+    "Markdown tables (models; scale when present) and target verdicts of a `bench` report, ready for the README."
+    t, head = report['table'], f"Run of {report['date']}, {report['repeats']} repeat(s), {report['threads']} torch thread(s), {report['machine']['cpus']} CPUs."
+    lines = [head, '', '| model | u1.test RMSE | u1.test MAE | u1 fit s | × reference | u1-tune: s to reference RMSE (× reference fit) '
+             '| random20 RMSE | random20 fit s (×) | peak MB |', '|---|---|---|---|---|---|---|---|---|']
+    for name, r in t['u1-test'].items():
+        if r is None: lines.append(f"| `{name}` | skipped | | | | | | | |"); continue
+        tune, rnd = t['u1-tune'][name], t['random20'][name]
+        ttq = '–' if tune['ttq_s'] is None else f"{tune['ttq_s']:.1f} ({tune['ttq_ratio']:.3f})"
+        lines.append(f"| `{name}` | {r['rmse']:.4f} | {r['mae']:.4f} | {r['fit_s']:.1f} | {r['fit_ratio']:.3f} | {ttq} "
+                     f"| {rnd['rmse']:.4f} | {rnd['fit_s']:.1f} ({rnd['fit_ratio']:.3f}) | {r['peak_mb']:.0f} |")
+    if report.get('targets'):
+        g = report['targets']
+        f, b = g['fast_ttq_ratio_u1_tune'], g['best_u1_test']
+        lines += ['', f"- fast recipe reaches the reference's `u1-tune` RMSE in ≤ 1/20 of its time: {_verdict(f['ok'])} "
+                      f"(`{f['model']}`: {f['value']:.3f}× the reference's fit time)." if f['value'] is not None else
+                      f"- fast recipe reaches the reference's `u1-tune` RMSE in ≤ 1/20 of its time: **not met** (never reached).",
+                  f"- best model `u1.test` RMSE ≤ 0.900, ahead of every other model: {_verdict(b['ok'])} (`best_blend` {b['value']:.4f}; "
+                  f"best other model {b['best_baseline']:.4f}; stretch ≤ 0.889: {_verdict(b['value'] <= b['stretch'])})."]
+    if report.get('scale'):
+        lines += ['', '| ratings | users | items | ratings → loader s | s/epoch (fastest of 3) | µs/rating | epoch × (size ×) | peak MB | valid RMSE |',
+                  '|---|---|---|---|---|---|---|---|---|']
+        lines += [f"| {r['n_ratings']:,} | {r['n_users']:,} | {r['n_items']:,} | {r['loader_s']:.1f} | {r['s_per_epoch']:.1f} | "
+                  f"{r['us_per_rating']:.2f} | {r['epoch_x']:.1f} ({r['size_x']:g}) | {r['peak_mb']:.0f} | {r['valid_rmse']:.3f} |" for r in report['scale']]
+        s = report['scale_targets']
+        lines += ['', f"- {report['scale'][-1]['n_ratings']:,} ratings → loader ≤ 15 s: {_verdict(s['loader']['ok'])} ({s['loader']['value']:.1f} s); one epoch ≤ 30 s: "
+                      f"{_verdict(s['epoch']['ok'])} ({s['epoch']['value']:.1f} s); peak ≤ 2.5 GB: {_verdict(s['peak']['ok'])} ({s['peak']['value']:.0f} MB).",
+                  f"- linear growth (per-rating time within {s['linear']['bar']}× of the smallest size's): {_verdict(s['linear']['ok'])} "
+                  f"(epoch ×{s['linear']['epoch_x']:.1f} for ×{s['linear']['size_x']:g} ratings: {s['linear']['per_rating_x']:.2f}× per rating)."]
+    return '\n'.join(lines) + '\n'
+
+
 # %% ../nbs/96_bench.ipynb #1b287b1d
-def bench(out='bench_results', # folder for `bench.json`, `time_vs_rmse.png` (and `scale.json`)
+def bench(out='bench_results', # folder for `bench.json`, `bench.md` and `time_vs_rmse.png`
           repeats=1, # benchmark repeats; the table shows medians
           threads=1, # torch threads (one is fastest on a small shared CPU)
           smoke=False, # tiny settings that only check the code paths (CI)
           scale=False, # also measure 1M/5M/25M synthetic ratings
           log=print):
-    "Run the side-by-side benchmark (and optionally the scale run), print tables and write JSON and a plot to `out`."
+    "Run the side-by-side benchmark (and optionally the scale run), print tables and write JSON, Markdown and a plot to `out`."
     torch.set_num_threads(threads); os.environ['OMP_NUM_THREADS'] = str(threads)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     splits = bench_splits(subsample=SMOKE['subsample'] if smoke else None)
@@ -438,6 +475,7 @@ def bench(out='bench_results', # folder for `bench.json`, `time_vs_rmse.png` (an
         log(format_scale(report['scale']))
         report['scale_targets'] = check_scale(report['scale']); log(json.dumps(report['scale_targets'], indent=1))
     (out/'bench.json').write_text(json.dumps(report, indent=1, default=str))
+    (out/'bench.md').write_text(format_markdown(report))
     plot_curves(table, out/'time_vs_rmse.png')
     return report
 

@@ -130,7 +130,7 @@ def _add_query_commands(sub, common):
     rt.add_argument('-n', type=int, default=10, help='how many movies (default: 10)')
     _add_model_option(rt)
 
-# %% ../nbs/89_cli.ipynb #0d487574
+# %% ../nbs/89_cli.ipynb #671d3805
 def _add_bench_command(sub, common):
     "The `bench` command: the side-by-side benchmark of `collab_lessons.bench`."
     b = sub.add_parser('bench', parents=[common], help='the side-by-side benchmark (scikit-surprise rows need the bench extra)',
@@ -367,7 +367,7 @@ def _english(error, kind):
     if kind == 'error': return f"unexpected {type(error).__name__}: {detail}. Rerun with --debug to see the traceback."
     return detail
 
-# %% ../nbs/89_cli.ipynb #a74a3c2e
+# %% ../nbs/89_cli.ipynb #fa878c64
 def cmd_bench(args):
     "The `bench` command: run `collab_lessons.bench.bench` with the command's options."
     if min(args.repeats, args.threads) < 1: raise ValueError(f"--repeats and --threads must be 1 or more, not {args.repeats} and {args.threads}.")
