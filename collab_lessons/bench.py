@@ -359,13 +359,14 @@ def scale_shape(n_ratings):
     return dict(n_users=max(10, int(ML25M_SHAPE['n_users'] * f)), n_items=max(10, int(ML25M_SHAPE['n_items'] * f)), n_ratings=n_ratings)
 
 # %% ../nbs/96_bench.ipynb #d1f268dd
-def scale_one(n_ratings, epochs=3, bs=8192, n_factors=32, seed=0):
+def scale_one(n_ratings, epochs=3, bs=8192, n_factors=32, seed=0,
+              block_rows=16384): # `BlockedLoader` block size; `None`: a fully shuffled `TensorLoader`
     "Generate `n_ratings` synthetic ratings, then time loader building and `fit_lazy` epochs (fastest one kept) and record peak memory."
     start = time.perf_counter()
     ratings = synthetic_ratings(**scale_shape(n_ratings), seed=seed)
     gen_s, gen_peak = time.perf_counter() - start, rss_mb('VmHWM')
     in_memory = rss_mb(); reset_peak()
-    (train, valid, classes), load = measure(fast_loaders, ratings, valid_pct=0.02, bs=bs, seed=seed)
+    (train, valid, classes), load = measure(fast_loaders, ratings, valid_pct=0.02, bs=bs, seed=seed, block_rows=block_rows)
     model = FastDotProductBias(len(classes['user']), len(classes['item']), n_factors)
     history, fit = measure(fit_lazy, model, train, valid, epochs=epochs)
     # `seconds` include scoring `valid` (2% of the ratings) after each epoch

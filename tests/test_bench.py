@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -160,3 +161,13 @@ def test_format_markdown_tables_and_verdicts():
     assert '| `best_blend` | 0.8991 |' in text and '| `fast` | 0.9120 |' in text
     assert 'ahead of every other model: met (`best_blend` 0.8991' in text and 'stretch ≤ 0.889: **not met**' in text
     assert 'linear growth' in text and '**not met** (epoch ×81.2 for ×25 ratings: 3.25× per rating)' in text
+
+
+def test_readme_quotes_the_stored_benchmark():
+    "The README's Performance tables and verdicts are `bench/results/bench.md`, line for line, and it matches `bench.json`."
+    root = Path(__file__).parent.parent
+    stored = (root/'bench/results/bench.md').read_text()
+    assert stored == bench_module.format_markdown(json.loads((root/'bench/results/bench.json').read_text()))
+    readme = (root/'README.md').read_text()
+    missing = [line for line in stored.splitlines() if line.startswith(('|', '- ')) and line not in readme]
+    assert not missing, missing

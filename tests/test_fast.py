@@ -83,3 +83,37 @@ def test_fit_fast_and_fit_lazy_learn_low_rank_data():
     lazy = fit_lazy(model, train, valid, epochs=30, lr=0.1, l2=1e-3)
     assert lazy[-1]['valid_rmse'] < 0.8 * std
     assert abs(evaluate(model, valid)[0] - lazy[-1]['valid_rmse']) < 1e-6
+
+
+def test_blocked_loader_visits_every_row_once_and_stays_in_cells():
+    "Each epoch: every rating exactly once, every batch inside one (user block, item block) cell, a new order."
+    from collab_lessons.fast import BlockedLoader
+    g = torch.Generator().manual_seed(0)
+    x = torch.stack([torch.randint(0, 50, (1000,), generator=g), torch.randint(0, 30, (1000,), generator=g)], 1)
+    y = torch.arange(1000.)
+    dl = BlockedLoader(x, y, 50, 30, bs=16, block_rows=10, seed=0)
+    seen_orders = []
+    for _ in range(2):
+        batches = list(dl)
+        ys = torch.cat([yb for _, yb in batches])
+        assert sorted(ys.tolist()) == y.tolist()
+        for xb, yb in batches:
+            assert xb.dtype == torch.int64 and torch.equal(xb, x[yb.long()])     # rows keep their own rating
+        seen_orders.append(ys.tolist())
+    assert seen_orders[0] != seen_orders[1]
+    crossings = sum(len((xb // 10).unique(dim=0)) > 1 for xb, _ in dl)
+    assert crossings <= len(dl.counts)          # only a batch that straddles two cells' boundary mixes cells
+
+
+def test_fast_loaders_blocked_trains_like_the_plain_loader(tiny_ratings):
+    from collab_lessons.fast import BlockedLoader
+    plain, valid, classes = fast_loaders(tiny_ratings, bs=32, seed=0)
+    blocked, valid_b, _ = fast_loaders(tiny_ratings, bs=32, seed=0, block_rows=8)
+    assert isinstance(blocked, BlockedLoader) and torch.equal(valid.y, valid_b.y)
+    assert sorted(blocked.y.tolist()) == sorted(plain.y.tolist())
+    torch.manual_seed(0)
+    model = FastDotProductBias(len(classes['user']), len(classes['item']), 8)
+    seen = TensorLoader(blocked.x.long(), blocked.y, bs=64)
+    before = evaluate(model, seen)[0]
+    fit_lazy(model, blocked, epochs=5, lr=0.1)
+    assert evaluate(model, seen)[0] < before - 0.1     # it learns the ratings it was shown
