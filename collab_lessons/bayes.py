@@ -1,4 +1,4 @@
-"""Bayesian matrix factorisation with biases, trained by Gibbs sampling, whose averaged predictions are the course's most accurate model.
+"""Bayesian matrix factorisation with biases, trained by Gibbs sampling: averaged predictions that, blended with the kernel autoencoder, make the course's most accurate model.
 
 Docs: https://collab-lessons.github.io/collab-lessons/bayesian_mf.html.md"""
 

@@ -442,12 +442,12 @@ def format_markdown(report):
         lines += ['', '| ratings | users | items | ratings → loader s | s/epoch (fastest of 3) | µs/rating | epoch × (size ×) | peak MB | valid RMSE |',
                   '|---|---|---|---|---|---|---|---|---|']
         lines += [f"| {r['n_ratings']:,} | {r['n_users']:,} | {r['n_items']:,} | {r['loader_s']:.1f} | {r['s_per_epoch']:.1f} | "
-                  f"{r['us_per_rating']:.2f} | {r['epoch_x']:.1f} ({r['size_x']:g}) | {r['peak_mb']:.0f} | {r['valid_rmse']:.3f} |" for r in report['scale']]
+                  f"{r['us_per_rating']:.2f} | {r['epoch_x']:.1f} ({r['size_x']:.3g}) | {r['peak_mb']:.0f} | {r['valid_rmse']:.3f} |" for r in report['scale']]
         s = report['scale_targets']
         lines += ['', f"- {report['scale'][-1]['n_ratings']:,} ratings → loader ≤ 15 s: {_verdict(s['loader']['ok'])} ({s['loader']['value']:.1f} s); one epoch ≤ 30 s: "
                       f"{_verdict(s['epoch']['ok'])} ({s['epoch']['value']:.1f} s); peak ≤ 2.5 GB: {_verdict(s['peak']['ok'])} ({s['peak']['value']:.0f} MB).",
                   f"- linear growth (per-rating time within {s['linear']['bar']}× of the smallest size's): {_verdict(s['linear']['ok'])} "
-                  f"(epoch ×{s['linear']['epoch_x']:.1f} for ×{s['linear']['size_x']:g} ratings: {s['linear']['per_rating_x']:.2f}× per rating)."]
+                  f"(epoch ×{s['linear']['epoch_x']:.1f} for ×{s['linear']['size_x']:.3g} ratings: {s['linear']['per_rating_x']:.2f}× per rating)."]
     return '\n'.join(lines) + '\n'
 
 
