@@ -56,3 +56,10 @@ def test_every_code_cell_has_run(nb):
             and '=' not in last.split('(')[0] and not src.startswith('#| export') and '#| hide' not in src
         if shows_value and not cell.get('outputs'):
             pytest.fail(f'{nb.name}: cell ending in {last!r} has no stored output')
+
+
+@pytest.mark.parametrize('nb', LESSONS, ids=lambda p: p.name)
+def test_prose_names_no_private_functions(nb):
+    "nbdev links every backticked name to its docs anchor, and private names (`_x`) have none: the link would be broken."
+    private = [m for c in cells(nb, 'markdown') for m in re.findall(r'`(_[A-Za-z]\w*)`', ''.join(c['source']))]
+    assert not private, f"{nb.name} backticks private names {private}: describe them in words instead."
