@@ -131,6 +131,15 @@ def run_fast(train, valid, epochs=6, lr=1e-2, l2=0.1, bs=1024, n_factors=50, see
     (model, valid_dl, history, setup_s), used = measure(fit)
     return _from_history(history, setup_s, used, lambda: evaluate(model, valid_dl))
 
+# %% ../nbs/96_bench.ipynb #fbee4b42
+def _preds_record(preds, y, first, total_s, used, epochs, final):
+    "The record of an ensemble's averaged `preds` for ratings `y`: `first` (one member's curve) then the ensemble's point; no curve if `final`."
+    err = preds - y
+    rmse_ = err.pow(2).mean().sqrt().item()
+    return dict(rmse=rmse_, mae=err.abs().mean().item(), curve=[] if final else first + [(total_s, rmse_)], preds=preds,
+                epochs=epochs, s_per_epoch=used['fit_s'] / epochs, **used)
+
+
 # %% ../nbs/96_bench.ipynb #51c9bed4
 def run_bpmf(train, valid, ranks=(5, 10, 20), n_samples=200, burn_in=40, seed=42, final=False):
     "An ensemble of Gibbs-sampled Bayesian MF, one sampler per rank; the record keeps its `preds` for blending; no curve if `final`."
@@ -142,11 +151,8 @@ def run_bpmf(train, valid, ranks=(5, 10, 20), n_samples=200, burn_in=40, seed=42
                                              n_samples=n_samples, burn_in=burn_in, every=0 if final else n_samples)
         return preds, valid_dl.y, histories, time.perf_counter() - begin
     (preds, y, histories, total_s), used = measure(fit)
-    err = preds - y
     first = [] if final else [(histories[0][-1]['seconds'], histories[0][-1]['valid_rmse'])]
-    curve = [] if final else first + [(total_s, err.pow(2).mean().sqrt().item())]
-    return dict(rmse=err.pow(2).mean().sqrt().item(), mae=err.abs().mean().item(), curve=curve, preds=preds,
-                epochs=n_samples * len(ranks), s_per_epoch=used['fit_s'] / (n_samples * len(ranks)), **used)
+    return _preds_record(preds, y, first, total_s, used, n_samples * len(ranks), final)
 
 
 # %% ../nbs/96_bench.ipynb #197d98e0
@@ -159,11 +165,8 @@ def run_kernel_ae(train, valid, seeds=(0, 1, 2), epochs=24, final=False, **kwarg
                                                   epochs=epochs, every=0 if final else 1, **kwargs)
         return preds, valid_dl.y, histories, time.perf_counter() - begin
     (preds, y, histories, total_s), used = measure(fit)
-    err = preds - y
     first = [] if final else [(h['seconds'], h['valid_rmse']) for h in histories[0]]  # the first seed's epochs
-    curve = [] if final else first + [(total_s, err.pow(2).mean().sqrt().item())]
-    return dict(rmse=err.pow(2).mean().sqrt().item(), mae=err.abs().mean().item(), curve=curve, preds=preds,
-                epochs=epochs * len(seeds), s_per_epoch=used['fit_s'] / (epochs * len(seeds)), **used)
+    return _preds_record(preds, y, first, total_s, used, epochs * len(seeds), final)
 
 
 # %% ../nbs/96_bench.ipynb #cf997c04

@@ -120,6 +120,11 @@ MAX_ID = 2**31 - 1  # ids are whole numbers from 1 to this
 MAX_TIME = 2**32 - 1  # timestamps are Unix times in whole seconds from 0 to this (the year 2106)
 
 # %% ../nbs/10_data.ipynb #5e0d3c04
+def _id_checks(df, cols):
+    "The (bad rows, problem) checks that each column of `cols` holds whole-number ids from 1 to `MAX_ID`."
+    return ([(df[col] != df[col].round(), f"column '{col}' holds a fractional id") for col in cols] +
+            [(~df[col].between(1, MAX_ID), f"column '{col}' holds an id outside 1-{MAX_ID}") for col in cols])
+
 def _raise_first(df, path, checks):
     "Raise `DataError` at the first line of `path` where one of `checks` (a list of (bad rows, problem)) finds a bad row."
     for bad, problem in checks:
@@ -131,8 +136,7 @@ def _raise_first(df, path, checks):
 # %% ../nbs/10_data.ipynb #68e4b606
 def _check_ratings(df, path, low=1, high=5):
     "Raise `DataError` at the first line of `path` with a bad id, rating or timestamp or a repeated pair; ids and times become ints."
-    checks = [(df[col] != df[col].round(), f"column '{col}' holds a fractional id") for col in ('user', 'movie')]
-    checks += [(~df[col].between(1, MAX_ID), f"column '{col}' holds an id outside 1-{MAX_ID}") for col in ('user', 'movie')]
+    checks = _id_checks(df, ['user', 'movie'])
     checks += [(~df['rating'].between(low, high), f"the rating is outside {low}-{high}"),
                ((df.timestamp != df.timestamp.round()) | ~df.timestamp.between(0, MAX_TIME),
                 f"the timestamp is not a whole number of seconds from 0 to {MAX_TIME}"),
@@ -149,8 +153,7 @@ def read_ratings(path):
 # %% ../nbs/10_data.ipynb #5e0d3c05
 def _check_titles(df, path):
     "Raise `DataError` at the first line of `path` with a bad or repeated movie id or an empty or odd title; ids become ints."
-    checks = [(df.movie != df.movie.round(), "column 'movie' holds a fractional id"),
-              (~df.movie.between(1, MAX_ID), f"column 'movie' holds an id outside 1-{MAX_ID}"),
+    checks = _id_checks(df, ['movie']) + [
               (df.movie.duplicated(), 'this movie id is on an earlier line already'),
               (df.title.str.strip() == '', 'the title is empty'),
               (df.title.str.contains(r'[\x00-\x1f\x7f]'), 'the title holds a control character')]
