@@ -9,7 +9,7 @@ from fastai.tabular.model import get_emb_sz
 
 from collab_lessons.bias import DotProductBias
 from collab_lessons.ratings import collab_dls, load_split
-from collab_lessons.evaluate import (evaluate_ratings, popularity_matrix, predict_pairs, ranking_metrics, rating_metrics,
+from collab_lessons.evaluate import (evaluate_ratings, popularity_matrix, predict_pairs, ranking_metrics,
                                      score_matrix)
 from collab_lessons.interpret import movie_counts
 from collab_lessons.recommend import encode_pairs
@@ -31,12 +31,6 @@ def ranking_oracle(scores, train_pairs, test_pairs, test_ratings, k, threshold):
         idcg = sum(1 / math.log2(i + 2) for i in range(min(k, len(items))))
         ndcgs.append(dcg / idcg)
     return np.mean(precs), np.mean(ndcgs), len(rel)
-
-
-def test_rating_metrics():
-    m = rating_metrics(torch.tensor([1., 2., 3.]), [2, 2, 5])
-    assert m['rmse'] == pytest.approx(math.sqrt(5 / 3), abs=1e-4)
-    assert m['mae'] == pytest.approx(1.0)
 
 
 def test_ranking_metrics_match_an_oracle():
