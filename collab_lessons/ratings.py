@@ -8,10 +8,10 @@ Docs: https://collab-lessons.github.io/collab-lessons/ratings.html.md"""
 __all__ = ['ML100K_CHECKSUMS', 'MAX_ID', 'MAX_TIME', 'RATING_COLUMNS', 'DATASETS', 'SPLITS', 'DataError', 'sha256_of',
            'verify_files', 'ml100k_folder', 'ml100k_path', 'decode_text', 'check_ratings', 'read_rating_file',
            'read_ratings', 'read_titles', 'add_titles', 'read_movielens', 'bundled_path', 'read_latest_small',
-           'read_own_ratings', 'load_ratings', 'random_split_index', 'split_random', 'load_split', 'load_tune_split',
-           'distinct_fraction', 'collab_dls']
+           'read_own_ratings', 'read_item_titles', 'load_ratings', 'random_split_index', 'split_random', 'load_split',
+           'load_tune_split', 'distinct_fraction', 'collab_dls']
 
-# %% ../nbs/81_ratings.ipynb #e6984726
+# %% ../nbs/81_ratings.ipynb #6fe3dc54
 import gzip
 import hashlib
 import os
@@ -23,17 +23,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-# %% ../nbs/81_ratings.ipynb #2ea4aa8a
+# %% ../nbs/81_ratings.ipynb #76adc840
 class DataError(Exception):
     "A dataset file is missing, incomplete or malformed; the message names the file and what to do."
 
-# %% ../nbs/81_ratings.ipynb #b4de64f3
+# %% ../nbs/81_ratings.ipynb #bab61a74
 ML100K_CHECKSUMS = {
     'u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     'u.item': '553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701',
 }
 
-# %% ../nbs/81_ratings.ipynb #1a973483
+# %% ../nbs/81_ratings.ipynb #462729d8
 def sha256_of(path):
     "SHA-256 hex digest of the file at `path`, read in 1 MiB chunks."
     digest = hashlib.sha256()
@@ -41,7 +41,7 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b''): digest.update(chunk)
     return digest.hexdigest()
 
-# %% ../nbs/81_ratings.ipynb #40758855
+# %% ../nbs/81_ratings.ipynb #c88dd502
 def verify_files(folder,     # folder that should hold the files
                  checksums):  # file name -> expected SHA-256 hex digest
     "Return `folder` if every file named in `checksums` is there with the expected SHA-256, else raise `DataError`."
@@ -56,7 +56,7 @@ def verify_files(folder,     # folder that should hold the files
                             f"Delete {folder} and download again.")
     return folder
 
-# %% ../nbs/81_ratings.ipynb #b63b7ef7
+# %% ../nbs/81_ratings.ipynb #9d56f86b
 def ml100k_folder():
     "Where fastai keeps MovieLens 100k: `$FASTAI_HOME/data/ml-100k` (default `~/.fastai/data/ml-100k`)."
     from fastai.data.external import fastai_path
@@ -76,7 +76,7 @@ def ml100k_path():
                         "then try again.") from e
     return verify_files(path, ML100K_CHECKSUMS)
 
-# %% ../nbs/81_ratings.ipynb #effb8201
+# %% ../nbs/81_ratings.ipynb #3e70804b
 def decode_text(path,           # the file the bytes came from, named in errors
                 data,           # the file's bytes
                 fallback=None): # encoding to try when the bytes are not UTF-8, e.g. 'latin-1'
@@ -90,11 +90,11 @@ def decode_text(path,           # the file the bytes came from, named in errors
         raise DataError(f"{path} is in the wrong encoding: byte {data[e.start]:#04x} at offset {e.start} is not UTF-8. "
                         "Save it again as UTF-8 text, or download it again.") from None
 
-# %% ../nbs/81_ratings.ipynb #0ef194db
+# %% ../nbs/81_ratings.ipynb #f68bda0b
 MAX_ID = 2**31 - 1  # ids are whole numbers from 1 to this
 MAX_TIME = 2**32 - 1  # timestamps are Unix times in whole seconds from 0 to this (the year 2106)
 
-# %% ../nbs/81_ratings.ipynb #d27adb38
+# %% ../nbs/81_ratings.ipynb #4b66ac2f
 def _raise_first(df, path, checks, first_line=1):
     "Raise `DataError` at the first line of `path` where one of `checks` (a list of (bad rows or a function giving them, problem)) finds a bad row."
     for bad, problem in checks:
@@ -113,14 +113,14 @@ def _id_checks(df, cols):
     return ([(df[col] != df[col].round(), f"column '{col}' holds a fractional id") for col in cols if _fractional(df[col])] +
             [(~df[col].between(1, MAX_ID), f"column '{col}' holds an id outside 1-{MAX_ID}") for col in cols])
 
-# %% ../nbs/81_ratings.ipynb #0063ce94
+# %% ../nbs/81_ratings.ipynb #82b9ef5e
 def _repeated_pairs(df):
     "Rows whose (user, movie) pair is on an earlier row: sorting one int64 key finds out fast whether there are any."
     key = np.sort(df['user'].to_numpy(np.int64) * (MAX_ID + 1) + df['movie'].to_numpy(np.int64))
     if not (key[1:] == key[:-1]).any(): return np.zeros(len(df), dtype=bool)
     return df.duplicated(['user', 'movie']).to_numpy()
 
-# %% ../nbs/81_ratings.ipynb #2c3b946a
+# %% ../nbs/81_ratings.ipynb #fc3fd067
 def check_ratings(df,          # columns `user`, `movie`, `rating` and optionally `timestamp`, all numbers
                   path,        # the file they came from, named in errors
                   low=1, high=5, # the dataset's rating range
@@ -135,7 +135,7 @@ def check_ratings(df,          # columns `user`, `movie`, `rating` and optionall
     _raise_first(df, path, checks, first_line)
     return df.astype({c: 'int64' for c in ('user', 'movie', 'timestamp') if c in df})
 
-# %% ../nbs/81_ratings.ipynb #48aa20d0
+# %% ../nbs/81_ratings.ipynb #c4cfe3c3
 def _first_line(path):
     "The first line of the (possibly gzipped) file `path`, decoded leniently and stripped."
     with (gzip.open if path.suffix == '.gz' else open)(path, 'rb') as f: return f.readline(1000).decode('utf-8-sig', 'replace').strip()
@@ -154,7 +154,7 @@ def _read_fast(path, n_cols, sep, header):
     ok = df.shape[1] == n_cols and all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes) and not df.isna().any().any()
     return df if ok else None
 
-# %% ../nbs/81_ratings.ipynb #8da5d06c
+# %% ../nbs/81_ratings.ipynb #52381584
 def _read_lines(path, n_cols, what, sep, fallback=None, header=None):
     "The lines of the text file `path` split at `sep` into `n_cols` columns of strings; `DataError` naming the file and line otherwise."
     path = Path(path)
@@ -179,7 +179,7 @@ def _read_lines(path, n_cols, what, sep, fallback=None, header=None):
                         "check the delimiter or replace the file.")
     return pd.DataFrame(fields.tolist(), dtype=object)
 
-# %% ../nbs/81_ratings.ipynb #626275bd
+# %% ../nbs/81_ratings.ipynb #aff71565
 def _as_numbers(df, cols, path, first_line=1):
     "Convert `cols` of `df` to numbers, raising `DataError` at the first line of `path` that is not a number."
     for col in cols:
@@ -193,7 +193,7 @@ def _as_numbers(df, cols, path, first_line=1):
         df[col] = values
     return df
 
-# %% ../nbs/81_ratings.ipynb #e9d65e14
+# %% ../nbs/81_ratings.ipynb #c68f26b6
 RATING_COLUMNS = ['user', 'movie', 'rating', 'timestamp']
 
 def read_rating_file(path,          # a text file with one rating per line
@@ -212,19 +212,19 @@ def read_rating_file(path,          # a text file with one rating per line
     df = _read_lines(path, 4, what, sep, header=header).set_axis(RATING_COLUMNS, axis=1)
     return check_ratings(_as_numbers(df, RATING_COLUMNS, path, first), path, low, high, first)
 
-# %% ../nbs/81_ratings.ipynb #11080b61
+# %% ../nbs/81_ratings.ipynb #5d2e1bac
 def read_ratings(path):
     "Read ML-100k's tab-separated `u.data` (or a `u1.base`-style split file) into checked columns `user`, `movie`, `rating`, `timestamp`."
     return read_rating_file(path, '\t', 'a MovieLens 100k ratings file (user, movie, rating, timestamp separated by tabs)')
 
-# %% ../nbs/81_ratings.ipynb #35d72288
-def _check_titles(df, path):
-    "Raise `DataError` at the first line of `path` with a bad or repeated movie id or an empty or odd title; ids become ints."
-    checks = _id_checks(df, ['movie']) + [
+# %% ../nbs/81_ratings.ipynb #65830064
+def _check_titles(df, path, ids=True):
+    "Raise `DataError` at the first line of `path` with a bad (when `ids`, not a whole number) or repeated movie id or an empty or odd title."
+    checks = (_id_checks(df, ['movie']) if ids else []) + [
               (df.movie.duplicated(), 'this movie id is on an earlier line already'),
               (df.title.str.strip() == '', 'the title is empty'),
               (df.title.str.contains(r'[\x00-\x1f\x7f]'), 'the title holds a control character')]
-    return _raise_first(df, path, checks).astype({'movie': 'int64', 'title': 'str'})
+    return _raise_first(df, path, checks).astype({'movie': 'int64', 'title': 'str'} if ids else {'title': 'str'})
 
 def read_titles(path):
     "Read ML-100k's `|`-separated `u.item` (latin-1, or UTF-8 if an editor re-saved it) into columns `movie` and `title`."
@@ -232,7 +232,7 @@ def read_titles(path):
     df = _as_numbers(df[[0, 1]].set_axis(['movie', 'title'], axis=1), ['movie'], path)
     return _check_titles(df, path)
 
-# %% ../nbs/81_ratings.ipynb #9fd38715
+# %% ../nbs/81_ratings.ipynb #2eed0757
 def add_titles(ratings, movies, source='the movie file'):
     "Merge `movies` titles into `ratings`, raising `DataError` if a rated movie has no title in `source`."
     missing = sorted(set(ratings['movie']) - set(movies['movie']))
@@ -241,7 +241,7 @@ def add_titles(ratings, movies, source='the movie file'):
                         "Use the movie file that belongs to these ratings.")
     return ratings.merge(movies)
 
-# %% ../nbs/81_ratings.ipynb #a999cace
+# %% ../nbs/81_ratings.ipynb #3329682f
 _ML_CSV_HEADER = 'userId,movieId,rating,timestamp'
 
 def read_movielens(path): # `ratings.dat` (ML-1M/10M) or `ratings.csv` (ML-20M/25M, latest-small), or a folder holding one
@@ -257,7 +257,7 @@ def read_movielens(path): # `ratings.dat` (ML-1M/10M) or `ratings.csv` (ML-20M/2
         return read_rating_file(path, ',', 'a MovieLens ratings.csv', 0.5, 5, header=_ML_CSV_HEADER)
     raise DataError(f"{path}: expected a .dat (ML-1M/10M) or .csv (ML-20M/25M) file.")
 
-# %% ../nbs/81_ratings.ipynb #588aedff
+# %% ../nbs/81_ratings.ipynb #5dc96889
 def bundled_path():
     "Folder of the ml-latest-small copy shipped inside the package (with its licence `README.txt`)."
     return Path(str(files('collab_lessons')))/'datasets'/'ml-latest-small'
@@ -269,7 +269,7 @@ def read_latest_small(folder=None):
     movies = pd.read_csv(folder/'movies.csv.gz', usecols=['movieId', 'title']).rename(columns={'movieId': 'movie'})
     return ratings, _check_titles(movies, folder/'movies.csv.gz')
 
-# %% ../nbs/81_ratings.ipynb #c1943bd4
+# %% ../nbs/81_ratings.ipynb #7255b4f8
 _ROLE_NAMES = dict(user={'user', 'userid', 'uid', 'customer', 'customerid', 'reviewer', 'reviewerid', 'member', 'memberid'},
                    movie={'movie', 'movieid', 'item', 'itemid', 'iid', 'product', 'productid', 'asin', 'book', 'isbn', 'title'},
                    rating={'rating', 'score', 'stars', 'overall', 'value', 'rate'},
@@ -292,7 +292,7 @@ def _role_columns(columns, path, given):
                         f"its columns are {list(columns)}. Name them (--user-col, --item-col, --rating-col, or user=, item=, rating=).")
     return found
 
-# %% ../nbs/81_ratings.ipynb #bc05cd1b
+# %% ../nbs/81_ratings.ipynb #d2abad96
 def _sniff(path, sep):
     "The separator of the text file `path` (the given `sep`, else the most frequent of tab , ; | in its first line) and whether that line is a header."
     with open(path, 'rb') as f: head = f.read(1 << 16)
@@ -304,7 +304,7 @@ def _sniff(path, sep):
     rating = fields[2] if len(fields) > 2 else ''
     return sep, pd.to_numeric(pd.Series([rating]), errors='coerce').isna().iloc[0]
 
-# %% ../nbs/81_ratings.ipynb #761447b7
+# %% ../nbs/81_ratings.ipynb #e07f0263
 def _own_table(path, sep):
     "The raw table in `path`: Parquet by its suffix, else delimited text (header sniffed); and the line number of its first row."
     if path.suffix.lower() in ('.parquet', '.pq'):
@@ -319,7 +319,7 @@ def _own_table(path, sep):
         df.columns = ['user', 'movie', 'rating', 'timestamp'][:df.shape[1]]
     return df, 2 if header else 1
 
-# %% ../nbs/81_ratings.ipynb #b1682d37
+# %% ../nbs/81_ratings.ipynb #d05dffea
 def _as_ids(col, name, path, first_line):
     "The id column `col`: whole numbers as int64, anything else as stripped strings; `DataError` at the first empty id."
     if pd.api.types.is_float_dtype(col) and (col.dropna() == col.dropna().round()).all(): col = col.astype('Int64')
@@ -329,7 +329,7 @@ def _as_ids(col, name, path, first_line):
     as_int = pd.to_numeric(text, errors='coerce')
     return as_int.astype('int64') if as_int.notna().all() and (as_int == as_int.round()).all() else text.astype(str)
 
-# %% ../nbs/81_ratings.ipynb #247d2461
+# %% ../nbs/81_ratings.ipynb #f61175fc
 def read_own_ratings(path,           # a CSV/TSV/Parquet file, one rating per row
                      user=None, item=None, rating=None, timestamp=None, # column names; `None`: found from the header
                      sep=None):      # separator of a text file; `None`: sniffed from its first line
@@ -347,7 +347,7 @@ def read_own_ratings(path,           # a CSV/TSV/Parquet file, one rating per ro
     if 'timestamp' in out: out['timestamp'] = _as_times(out.timestamp, path, first)
     return _raise_first(out, path, checks, first).reset_index(drop=True)
 
-# %% ../nbs/81_ratings.ipynb #0f65b92b
+# %% ../nbs/81_ratings.ipynb #f3c0f243
 def _as_times(col, path, first_line):
     "Timestamps as int64 Unix seconds: numbers are taken as seconds, text is parsed as dates; `DataError` at the first that is neither."
     secs = pd.to_numeric(col, errors='coerce')
@@ -359,19 +359,58 @@ def _as_times(col, path, first_line):
                                   "is neither Unix seconds nor a date. Fix that line or leave the column out.")
     return secs.astype('int64')
 
-# %% ../nbs/81_ratings.ipynb #0158b9a6
+# %% ../nbs/81_ratings.ipynb #df241873
+def read_item_titles(path): # `u.item`, `movies.dat`, `movies.csv[.gz]`, or your own CSV/TSV/Parquet with item and title columns
+    "Titles of the items in `path` as checked columns `movie` and `title`."
+    path = Path(path)
+    if not path.is_file(): raise DataError(f"{path} not found, or not a file: expected a file of item titles there.")
+    if path.name == 'u.item': return read_titles(path)
+    if path.name == 'movies.dat':
+        df = _read_lines(path, 3, 'a MovieLens movies.dat (MovieID::Title::Genres)', '::', fallback='latin-1')
+        return _check_titles(_as_numbers(df[[0, 1]].set_axis(['movie', 'title'], axis=1), ['movie'], path), path)
+    df = pd.read_parquet(path) if path.suffix.lower() in ('.parquet', '.pq') else pd.read_csv(path, sep=_sniff(path, None)[0])
+    norm = {re.sub(r'[^a-z0-9]', '', str(c).lower()): c for c in df.columns}
+    item = next((norm[n] for n in ('movieid', 'itemid', 'item', 'movie', 'id', 'productid', 'asin') if n in norm), None)
+    if item is None or 'title' not in norm:
+        raise DataError(f"{path}: expected an item id column (movieId, item_id, ...) and a title column; it has {list(df.columns)}.")
+    out = pd.DataFrame(dict(movie=_as_ids(df[item], 'item', path, 2), title=df[norm['title']].astype(str)))
+    return _check_titles(out, path, ids=False)
+
+# %% ../nbs/81_ratings.ipynb #0e49972c
 DATASETS = ('ml-100k', 'ml-latest-small')
 
-def load_ratings(dataset='ml-100k'):  # 'ml-100k' or 'ml-latest-small'
-    "Ratings with a `title` column from `dataset`: 'ml-100k' (downloaded by fastai) or 'ml-latest-small' (bundled)."
+def _movielens_folder(folder):
+    "Ratings and titles (or `None`) of a MovieLens folder: ML-100k (`u.data`, `u.item`), 1M/10M (`ratings.dat`) or 20M/25M (`ratings.csv`)."
+    if (folder/'u.data').is_file(): return read_ratings(folder/'u.data'), read_titles(folder/'u.item')
+    titles = next((folder/n for n in ('movies.dat', 'movies.csv', 'movies.csv.gz') if (folder/n).is_file()), None)
+    return read_movielens(folder), titles and read_item_titles(titles)
+
+def _ratings_at(path, columns):
+    "Ratings and titles (or `None`) of the folder or file `path`: MovieLens files are known by name, anything else is your own."
+    if path.is_dir(): return _movielens_folder(path)
+    if path.name == 'u.data' or path.suffix in ('.base', '.test'): return read_ratings(path), None
+    if path.name in ('ratings.dat', 'ratings.csv', 'ratings.csv.gz') and not columns: return read_movielens(path), None
+    return read_own_ratings(path, **columns), None
+
+# %% ../nbs/81_ratings.ipynb #25390b02
+def load_ratings(dataset='ml-100k', # 'ml-100k', 'ml-latest-small', or the path of a MovieLens folder or a ratings file
+                 items=None,        # a titles file for the items (`read_item_titles`); MovieLens folders bring their own
+                 **columns):        # column names of your own file: `user=`, `item=`, `rating=`, `timestamp=`, `sep=`
+    "Checked ratings with a `title` column: a named dataset, a MovieLens folder, or your own file (items untitled get their id)."
     if dataset == 'ml-100k':
         path = ml100k_path()
         return add_titles(read_ratings(path/'u.data'), read_titles(path/'u.item'), path/'u.item')
     if dataset == 'ml-latest-small':
         return add_titles(*read_latest_small(), 'the bundled movies.csv.gz')
-    raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}.")
+    path = Path(dataset)
+    if not path.exists():
+        raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}, or give the path of a ratings file or folder.")
+    ratings, titles = _ratings_at(path, columns)
+    if items is not None: titles = read_item_titles(items)
+    if titles is None: return ratings.assign(title=ratings.movie.astype(str))
+    return add_titles(ratings, titles, items or path)
 
-# %% ../nbs/81_ratings.ipynb #2f76262e
+# %% ../nbs/81_ratings.ipynb #9a67d386
 def random_split_index(n,              # number of rows
                        valid_pct=0.2,  # share of rows held out, strictly between 0 and 1
                        seed=42):       # seeds torch's generator, as fastai's `RandomSplitter` does
@@ -389,7 +428,7 @@ def split_random(ratings, valid_pct=0.2, seed=42):
     train_idx, valid_idx = random_split_index(len(ratings), valid_pct, seed)
     return ratings.iloc[train_idx].reset_index(drop=True), ratings.iloc[valid_idx].reset_index(drop=True)
 
-# %% ../nbs/81_ratings.ipynb #f2e7a65d
+# %% ../nbs/81_ratings.ipynb #611d05e8
 SPLITS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')
 
 def load_split(name='u1'):  # one of `SPLITS`
@@ -405,13 +444,13 @@ def load_tune_split(name='u1',     # one of `SPLITS`
     "Train and tuning ratings carved by `split_random` from the base file of the canonical split `name` (e.g. `u1-tune`)."
     return split_random(load_split(name)[0], tune_pct, seed)
 
-# %% ../nbs/81_ratings.ipynb #01659b3e
+# %% ../nbs/81_ratings.ipynb #63a9cb6a
 def distinct_fraction(dl):
     "Fraction of `dl`'s rows that one epoch of its (possibly shuffled) index order visits."
     idxs = dl.get_idxs()
     return len(set(idxs)) / dl.n
 
-# %% ../nbs/81_ratings.ipynb #de22b088
+# %% ../nbs/81_ratings.ipynb #833dba11
 def _check_loader_args(frames, cols, bs):
     "Raise `DataError` if a frame lacks a column of `cols` or holds a rating that is not a finite number; `ValueError` for a bad `bs`."
     if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:
@@ -424,7 +463,7 @@ def _check_loader_args(frames, cols, bs):
         if bad.any(): raise DataError(f"{name}, row {int(bad.argmax())}: the rating {df[cols[-1]].iloc[int(bad.argmax())]!r} "
                                       "is not a finite number. Drop or fix that row.")
 
-# %% ../nbs/81_ratings.ipynb #144470f6
+# %% ../nbs/81_ratings.ipynb #707570c1
 def collab_dls(ratings,                # table with `user`, `item_name` and `rating` columns
                valid=None,             # validation table; `None` holds out `valid_pct` of `ratings` with `split_random`
                item_name='title',      # column that names the item

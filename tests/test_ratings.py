@@ -317,3 +317,32 @@ def test_own_ratings_train_with_the_course_loaders(tmp_path, tiny_ratings):
     df = read_own_ratings(f)
     dls = collab_dls(df, item_name='movie', bs=16)
     assert len(dls.train_ds) + len(dls.valid_ds) == len(tiny_ratings) and dls.classes['user'][1].startswith('u')
+
+
+# --- load_ratings: a name, a MovieLens folder, or your own file, with titles from any titles file
+
+def test_load_ratings_from_movielens_1m_folder(tmp_path):
+    (tmp_path/'ratings.dat').write_text('1::1193::5::978300760\n2::661::3::978302109\n')
+    (tmp_path/'movies.dat').write_bytes('1193::One Flew Over the Cuckoo\'s Nest (1975)::Drama\n661::James and the Giant Peach (1996)::Animation\n'.encode('latin-1'))
+    df = load_ratings(str(tmp_path))
+    assert df.title.tolist() == ["One Flew Over the Cuckoo's Nest (1975)", 'James and the Giant Peach (1996)']
+
+
+def test_load_ratings_from_a_ml100k_copy_folder(tmp_path):
+    (tmp_path/'u.data').write_text('1\t2\t3\t881250949\n')
+    (tmp_path/'u.item').write_bytes(b'2|Caf\xe9 (1995)|01-Jan-1995||url|' + b'0|' * 18 + b'0\n')
+    assert load_ratings(tmp_path).title.tolist() == ['Café (1995)']
+
+
+def test_load_ratings_own_file_with_an_items_file(tmp_path):
+    (tmp_path/'r.csv').write_text('user,item,rating\nu1,B1,5\nu2,B2,4\n')
+    (tmp_path/'items.csv').write_text('item_id,title\nB1,First\nB2,Second\n')
+    assert load_ratings(tmp_path/'r.csv', items=tmp_path/'items.csv').title.tolist() == ['First', 'Second']
+    assert load_ratings(tmp_path/'r.csv').title.tolist() == ['B1', 'B2']      # untitled items show their id
+    (tmp_path/'items.csv').write_text('item_id,title\nB1,First\n')
+    with pytest.raises(DataError, match=r"1 rated movie id\(s\) have no title in .*items.csv, e.g. \['B2'\]"):
+        load_ratings(tmp_path/'r.csv', items=tmp_path/'items.csv')
+
+
+def test_load_ratings_unknown_name_or_missing_path():
+    with pytest.raises(DataError, match='or give the path of a ratings file or folder'): load_ratings('no/such/file.csv')
