@@ -15,3 +15,6 @@ echo "== nbdev: nbs/ -> _proc/ (front matter, show_doc; outputs as stored, nothi
 .venv/bin/python -c "from nbdev.serve import proc_nbs; proc_nbs(force=$force)"
 echo "== Jupyter Book: _proc/ -> _site/ =="
 .venv/bin/python docs_src/build_site.py
+echo "== Pagefind: search index of _site/ (matches word prefixes: 가중치 finds 가중치를) =="
+# Only the article of each page is indexed (not the sidebar, which lists every lesson's title on every page).
+.venv/bin/python -m pagefind --site _site --root-selector 'article.bd-article' --exclude-selectors '.headerlink' --quiet

@@ -132,7 +132,8 @@ def test_api_reference_covers_every_exported_name(page, base_url):
 
 
 def test_search_finds_a_class(page, base_url):
+    "The search page (Pagefind, see test_search.py) also finds code names."
     page.goto(base_url + 'search.html?q=DotProductBias')
-    results = page.locator('#search-results li')
+    results = page.locator('#pagefind-search .pagefind-ui__result-link')
     results.first.wait_for(timeout=15_000)
-    assert any('bias.html' in h for h in results.locator('a').evaluate_all('els => els.map(a => a.href)'))
+    assert any('bias.html' in h for h in results.evaluate_all('els => els.map(a => a.href)'))
