@@ -75,18 +75,11 @@ def test_api_entry_links_back_to_its_lesson(page, base_url):
     assert page.locator('#dotproduct').is_visible()
 
 
-def test_korean_text_is_drawn_with_a_korean_font(page, base_url):
+def test_korean_text_is_drawn_with_a_korean_font(page, base_url, korean_font_check):
     page.goto(base_url + LESSON)
     heading = page.locator('article h1')
     assert heading.is_visible() and LESSON_TITLE in heading.inner_text()
-    cdp = page.context.new_cdp_session(page)
-    cdp.send('DOM.enable')
-    cdp.send('CSS.enable')
-    root = cdp.send('DOM.getDocument')['root']['nodeId']
-    node = cdp.send('DOM.querySelector', {'nodeId': root, 'selector': 'article p'})['nodeId']
-    fonts = cdp.send('CSS.getPlatformFontsForNode', {'nodeId': node})['fonts']
-    korean = [f for f in fonts if re.search(r'nanum|cjk|kr|gothic|myeongjo', f['familyName'], re.I) and f['glyphCount'] > 0]
-    assert korean, f"Korean prose is not drawn with a Korean font (boxes?): {fonts}"
+    assert korean_font_check(page, page.locator('article p').first), "Korean prose is not drawn with a Korean font (boxes?)"
 
 
 def test_stored_training_table_is_visible(page, base_url, shots):
