@@ -72,3 +72,32 @@ def test_lesson_runs_alone_in_an_empty_folder(lesson, tmp_path, ml100k):
     assert probe['files'] == [lesson], probe['files']
     checkout = [p for p in probe['path'] if p and Path(p).resolve() in (ROOT, NBS)]
     assert not checkout, f"the checkout is on the kernel's sys.path: {checkout}"
+
+
+def test_colab_cell_is_added_once_and_does_nothing_outside_colab(tmp_path):
+    nb_path = tmp_path/'lesson.ipynb'
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("'google.colab' in set(sys.modules)")])
+    nbformat.write(nb, nb_path)
+    assert colab_cell.add_cell(nb_path) and not colab_cell.add_cell(nb_path)
+    nb = nbformat.read(nb_path, as_version=4)
+    assert len(nb.cells) == 2 and nb.cells[0].id == colab_cell.CELL_ID and '!pip install' in nb.cells[0].source
+    assert not any(l.startswith('#| export') for l in nb.cells[0].source.splitlines())   # nbdev-export ignores it
+    NotebookClient(nb, timeout=120, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
+    assert nb.cells[0].outputs == [] and nb.cells[1].outputs[0]['data']['text/plain'] == 'False'
+
+
+def test_kernel_metadata_survives_nbdev_clean(tmp_path):
+    "What JupyterLab compares on open (tools/lab_kernel.py stamps it) is kept by nbdev-clean, so the tab opens clean."
+    import lab_kernel
+    from nbdev.clean import nbdev_clean
+    nb_path = tmp_path/'40_bias.ipynb'
+    shutil.copy(NBS/'40_bias.ipynb', nb_path)
+    lab_kernel.stamp(nb_path)
+    cwd = os.getcwd()
+    os.chdir(ROOT)   # nbdev reads [tool.nbdev] from the project's pyproject.toml
+    try: nbdev_clean(str(nb_path))
+    finally: os.chdir(cwd)
+    meta = json.loads(nb_path.read_text(encoding='utf-8'))['metadata']
+    assert meta['language_info'] == lab_kernel.language_info() and meta['kernelspec'] == lab_kernel.KERNELSPEC
+    assert not lab_kernel.stamp(nb_path)
+    assert not lab_kernel.stamp(NBS/'40_bias.ipynb'), "nbs/40_bias.ipynb: run `python tools/lab_kernel.py stamp` on it"
