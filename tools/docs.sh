@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the docs site offline into _site/: nbdev's notebook processing (no Quarto needed), then Jupyter Book 1.
+# Build the docs site offline into _site/: nbdev's notebook processing (no Quarto needed), Jupyter Book 1, then
+# Pagefind's search index (prefix matching, so Korean words with particles are found).
 # Usage: bash tools/docs.sh [--force]   (--force reprocesses every notebook, not only the changed ones)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
