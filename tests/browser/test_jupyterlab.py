@@ -47,6 +47,9 @@ def lab(tmp_path_factory):
     shutil.copytree(ROOT/'nbs', nbs, ignore=shutil.ignore_patterns('.ipynb_checkpoints', 'models'))
     subprocess.run([sys.executable, str(ROOT/'tools'/'lab_kernel.py'), 'install', '--prefix', str(tmp/'prefix')],
                    check=True, capture_output=True)
+    news = tmp/'settings'/'@jupyterlab'/'apputils-extension'/'notification.jupyterlab-settings'
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')   # no "get Jupyter news?" pop-up over the screenshots
     env = dict(os.environ, OMP_NUM_THREADS='1', JUPYTER_PATH=str(tmp/'prefix'/'share'/'jupyter'),
                JUPYTER_CONFIG_DIR=str(tmp/'config'), JUPYTER_RUNTIME_DIR=str(tmp/'runtime'),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp/'workspaces'))
@@ -54,7 +57,7 @@ def lab(tmp_path_factory):
     log = open(tmp/'jupyterlab.log', 'w')
     proc = subprocess.Popen([str(Path(sys.executable).parent/'jupyter'), 'lab', '--allow-root', '--no-browser',
                              '--ip', '127.0.0.1', f'--port={port}', "--IdentityProvider.token=",
-                             f'--ServerApp.root_dir={nbs}'], env=env, stdout=log, stderr=subprocess.STDOUT)
+                             f'--ServerApp.root_dir={nbs}', f'--LabApp.user_settings_dir={tmp/"settings"}'], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
     try:
         wait_for_server(url, proc)
