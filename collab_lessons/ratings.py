@@ -8,13 +8,14 @@ Docs: https://collab-lessons.github.io/collab-lessons/ratings.html.md"""
 __all__ = ['ML100K_CHECKSUMS', 'MAX_ID', 'MAX_TIME', 'RATING_COLUMNS', 'DATASETS', 'SPLITS', 'DataError', 'sha256_of',
            'verify_files', 'ml100k_folder', 'ml100k_path', 'decode_text', 'check_ratings', 'read_rating_file',
            'read_ratings', 'read_titles', 'add_titles', 'read_movielens', 'bundled_path', 'read_latest_small',
-           'load_ratings', 'random_split_index', 'split_random', 'load_split', 'load_tune_split', 'distinct_fraction',
-           'collab_dls']
+           'read_own_ratings', 'load_ratings', 'random_split_index', 'split_random', 'load_split', 'load_tune_split',
+           'distinct_fraction', 'collab_dls']
 
-# %% ../nbs/81_ratings.ipynb #f1535932
+# %% ../nbs/81_ratings.ipynb #e6984726
 import gzip
 import hashlib
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -22,17 +23,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-# %% ../nbs/81_ratings.ipynb #cd799170
+# %% ../nbs/81_ratings.ipynb #2ea4aa8a
 class DataError(Exception):
     "A dataset file is missing, incomplete or malformed; the message names the file and what to do."
 
-# %% ../nbs/81_ratings.ipynb #4d387c6d
+# %% ../nbs/81_ratings.ipynb #b4de64f3
 ML100K_CHECKSUMS = {
     'u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     'u.item': '553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701',
 }
 
-# %% ../nbs/81_ratings.ipynb #9ac81b1b
+# %% ../nbs/81_ratings.ipynb #1a973483
 def sha256_of(path):
     "SHA-256 hex digest of the file at `path`, read in 1 MiB chunks."
     digest = hashlib.sha256()
@@ -40,7 +41,7 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b''): digest.update(chunk)
     return digest.hexdigest()
 
-# %% ../nbs/81_ratings.ipynb #58b2b588
+# %% ../nbs/81_ratings.ipynb #40758855
 def verify_files(folder,     # folder that should hold the files
                  checksums):  # file name -> expected SHA-256 hex digest
     "Return `folder` if every file named in `checksums` is there with the expected SHA-256, else raise `DataError`."
@@ -55,7 +56,7 @@ def verify_files(folder,     # folder that should hold the files
                             f"Delete {folder} and download again.")
     return folder
 
-# %% ../nbs/81_ratings.ipynb #1882abeb
+# %% ../nbs/81_ratings.ipynb #b63b7ef7
 def ml100k_folder():
     "Where fastai keeps MovieLens 100k: `$FASTAI_HOME/data/ml-100k` (default `~/.fastai/data/ml-100k`)."
     from fastai.data.external import fastai_path
@@ -75,7 +76,7 @@ def ml100k_path():
                         "then try again.") from e
     return verify_files(path, ML100K_CHECKSUMS)
 
-# %% ../nbs/81_ratings.ipynb #17c4d802
+# %% ../nbs/81_ratings.ipynb #effb8201
 def decode_text(path,           # the file the bytes came from, named in errors
                 data,           # the file's bytes
                 fallback=None): # encoding to try when the bytes are not UTF-8, e.g. 'latin-1'
@@ -89,25 +90,37 @@ def decode_text(path,           # the file the bytes came from, named in errors
         raise DataError(f"{path} is in the wrong encoding: byte {data[e.start]:#04x} at offset {e.start} is not UTF-8. "
                         "Save it again as UTF-8 text, or download it again.") from None
 
-# %% ../nbs/81_ratings.ipynb #90da56b7
+# %% ../nbs/81_ratings.ipynb #0ef194db
 MAX_ID = 2**31 - 1  # ids are whole numbers from 1 to this
 MAX_TIME = 2**32 - 1  # timestamps are Unix times in whole seconds from 0 to this (the year 2106)
 
-# %% ../nbs/81_ratings.ipynb #a7863faf
+# %% ../nbs/81_ratings.ipynb #d27adb38
 def _raise_first(df, path, checks, first_line=1):
-    "Raise `DataError` at the first line of `path` where one of `checks` (a list of (bad rows, problem)) finds a bad row."
+    "Raise `DataError` at the first line of `path` where one of `checks` (a list of (bad rows or a function giving them, problem)) finds a bad row."
     for bad, problem in checks:
+        if callable(bad): bad = bad()  # an expensive check, run only when the ones before it passed
         if bad.any():
             i = int(np.asarray(bad).argmax())
             raise DataError(f"{path}, line {i + first_line}: {problem} ({df.iloc[i].tolist()}). Fix or delete that line.")
     return df
 
+def _fractional(col):
+    "Can the column `col` hold fractions? Integer columns cannot, so their whole-number check is skipped."
+    return not pd.api.types.is_integer_dtype(col)
+
 def _id_checks(df, cols):
     "The (bad rows, problem) checks that each column of `cols` holds whole-number ids from 1 to `MAX_ID`."
-    return ([(df[col] != df[col].round(), f"column '{col}' holds a fractional id") for col in cols] +
+    return ([(df[col] != df[col].round(), f"column '{col}' holds a fractional id") for col in cols if _fractional(df[col])] +
             [(~df[col].between(1, MAX_ID), f"column '{col}' holds an id outside 1-{MAX_ID}") for col in cols])
 
-# %% ../nbs/81_ratings.ipynb #5e3eed11
+# %% ../nbs/81_ratings.ipynb #0063ce94
+def _repeated_pairs(df):
+    "Rows whose (user, movie) pair is on an earlier row: sorting one int64 key finds out fast whether there are any."
+    key = np.sort(df['user'].to_numpy(np.int64) * (MAX_ID + 1) + df['movie'].to_numpy(np.int64))
+    if not (key[1:] == key[:-1]).any(): return np.zeros(len(df), dtype=bool)
+    return df.duplicated(['user', 'movie']).to_numpy()
+
+# %% ../nbs/81_ratings.ipynb #2c3b946a
 def check_ratings(df,          # columns `user`, `movie`, `rating` and optionally `timestamp`, all numbers
                   path,        # the file they came from, named in errors
                   low=1, high=5, # the dataset's rating range
@@ -116,13 +129,13 @@ def check_ratings(df,          # columns `user`, `movie`, `rating` and optionall
     checks = _id_checks(df, ['user', 'movie'])
     checks.append((~df['rating'].between(low, high), f"the rating is outside {low}-{high}"))
     if 'timestamp' in df:
-        checks.append(((df.timestamp != df.timestamp.round()) | ~df.timestamp.between(0, MAX_TIME),
+        checks.append((~df.timestamp.between(0, MAX_TIME) | ((df.timestamp != df.timestamp.round()) if _fractional(df.timestamp) else False),
                        f"the timestamp is not a whole number of seconds from 0 to {MAX_TIME}"))
-    checks.append((df.duplicated(['user', 'movie']), 'this user rated this movie on an earlier line already'))
+    checks.append((lambda: _repeated_pairs(df), 'this user rated this movie on an earlier line already'))
     _raise_first(df, path, checks, first_line)
     return df.astype({c: 'int64' for c in ('user', 'movie', 'timestamp') if c in df})
 
-# %% ../nbs/81_ratings.ipynb #e875c1f6
+# %% ../nbs/81_ratings.ipynb #48aa20d0
 def _first_line(path):
     "The first line of the (possibly gzipped) file `path`, decoded leniently and stripped."
     with (gzip.open if path.suffix == '.gz' else open)(path, 'rb') as f: return f.readline(1000).decode('utf-8-sig', 'replace').strip()
@@ -133,7 +146,7 @@ def _read_fast(path, n_cols, sep, header):
     try:
         if header and _first_line(path) != header: return None
         df = pd.read_csv(path, sep=':' if double else sep, header=None, skiprows=1 if header else 0, lineterminator='\n',
-                         skip_blank_lines=False, engine='c', encoding='utf-8-sig')
+                         skip_blank_lines=False, engine='c')  # a BOM or CRLF line ends: left to the careful reader
     except (ValueError, pd.errors.ParserError, UnicodeError, OSError, EOFError): return None
     if double:
         if df.shape[1] != 2 * n_cols - 1 or df.iloc[:, 1::2].notna().any().any(): return None
@@ -141,7 +154,7 @@ def _read_fast(path, n_cols, sep, header):
     ok = df.shape[1] == n_cols and all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes) and not df.isna().any().any()
     return df if ok else None
 
-# %% ../nbs/81_ratings.ipynb #8c2c275e
+# %% ../nbs/81_ratings.ipynb #8da5d06c
 def _read_lines(path, n_cols, what, sep, fallback=None, header=None):
     "The lines of the text file `path` split at `sep` into `n_cols` columns of strings; `DataError` naming the file and line otherwise."
     path = Path(path)
@@ -166,7 +179,7 @@ def _read_lines(path, n_cols, what, sep, fallback=None, header=None):
                         "check the delimiter or replace the file.")
     return pd.DataFrame(fields.tolist(), dtype=object)
 
-# %% ../nbs/81_ratings.ipynb #f3f00a3b
+# %% ../nbs/81_ratings.ipynb #626275bd
 def _as_numbers(df, cols, path, first_line=1):
     "Convert `cols` of `df` to numbers, raising `DataError` at the first line of `path` that is not a number."
     for col in cols:
@@ -180,7 +193,7 @@ def _as_numbers(df, cols, path, first_line=1):
         df[col] = values
     return df
 
-# %% ../nbs/81_ratings.ipynb #8cfcc0fb
+# %% ../nbs/81_ratings.ipynb #e9d65e14
 RATING_COLUMNS = ['user', 'movie', 'rating', 'timestamp']
 
 def read_rating_file(path,          # a text file with one rating per line
@@ -199,12 +212,12 @@ def read_rating_file(path,          # a text file with one rating per line
     df = _read_lines(path, 4, what, sep, header=header).set_axis(RATING_COLUMNS, axis=1)
     return check_ratings(_as_numbers(df, RATING_COLUMNS, path, first), path, low, high, first)
 
-# %% ../nbs/81_ratings.ipynb #fbe357b8
+# %% ../nbs/81_ratings.ipynb #11080b61
 def read_ratings(path):
     "Read ML-100k's tab-separated `u.data` (or a `u1.base`-style split file) into checked columns `user`, `movie`, `rating`, `timestamp`."
     return read_rating_file(path, '\t', 'a MovieLens 100k ratings file (user, movie, rating, timestamp separated by tabs)')
 
-# %% ../nbs/81_ratings.ipynb #7f1474c9
+# %% ../nbs/81_ratings.ipynb #35d72288
 def _check_titles(df, path):
     "Raise `DataError` at the first line of `path` with a bad or repeated movie id or an empty or odd title; ids become ints."
     checks = _id_checks(df, ['movie']) + [
@@ -219,7 +232,7 @@ def read_titles(path):
     df = _as_numbers(df[[0, 1]].set_axis(['movie', 'title'], axis=1), ['movie'], path)
     return _check_titles(df, path)
 
-# %% ../nbs/81_ratings.ipynb #a24fd745
+# %% ../nbs/81_ratings.ipynb #9fd38715
 def add_titles(ratings, movies, source='the movie file'):
     "Merge `movies` titles into `ratings`, raising `DataError` if a rated movie has no title in `source`."
     missing = sorted(set(ratings['movie']) - set(movies['movie']))
@@ -228,7 +241,7 @@ def add_titles(ratings, movies, source='the movie file'):
                         "Use the movie file that belongs to these ratings.")
     return ratings.merge(movies)
 
-# %% ../nbs/81_ratings.ipynb #a21fb3e9
+# %% ../nbs/81_ratings.ipynb #a999cace
 _ML_CSV_HEADER = 'userId,movieId,rating,timestamp'
 
 def read_movielens(path): # `ratings.dat` (ML-1M/10M) or `ratings.csv` (ML-20M/25M, latest-small), or a folder holding one
@@ -244,7 +257,7 @@ def read_movielens(path): # `ratings.dat` (ML-1M/10M) or `ratings.csv` (ML-20M/2
         return read_rating_file(path, ',', 'a MovieLens ratings.csv', 0.5, 5, header=_ML_CSV_HEADER)
     raise DataError(f"{path}: expected a .dat (ML-1M/10M) or .csv (ML-20M/25M) file.")
 
-# %% ../nbs/81_ratings.ipynb #d791802f
+# %% ../nbs/81_ratings.ipynb #588aedff
 def bundled_path():
     "Folder of the ml-latest-small copy shipped inside the package (with its licence `README.txt`)."
     return Path(str(files('collab_lessons')))/'datasets'/'ml-latest-small'
@@ -256,7 +269,97 @@ def read_latest_small(folder=None):
     movies = pd.read_csv(folder/'movies.csv.gz', usecols=['movieId', 'title']).rename(columns={'movieId': 'movie'})
     return ratings, _check_titles(movies, folder/'movies.csv.gz')
 
-# %% ../nbs/81_ratings.ipynb #6d123988
+# %% ../nbs/81_ratings.ipynb #c1943bd4
+_ROLE_NAMES = dict(user={'user', 'userid', 'uid', 'customer', 'customerid', 'reviewer', 'reviewerid', 'member', 'memberid'},
+                   movie={'movie', 'movieid', 'item', 'itemid', 'iid', 'product', 'productid', 'asin', 'book', 'isbn', 'title'},
+                   rating={'rating', 'score', 'stars', 'overall', 'value', 'rate'},
+                   timestamp={'timestamp', 'time', 'ts', 'unixtime', 'date', 'datetime'})
+
+def _role_columns(columns, path, given):
+    "Map our column names to `columns` of the file `path`: the names in `given` where set, else the header's recognised names."
+    norm = {c: re.sub(r'[^a-z0-9]', '', str(c).lower()) for c in columns}
+    found = {}
+    for role, names in _ROLE_NAMES.items():
+        if given.get(role) is not None:
+            if given[role] not in columns: raise DataError(f"{path} has no column {given[role]!r} for the {role}s; it has {list(columns)}.")
+            found[role] = given[role]
+        else:
+            hits = [c for c in columns if norm[c] in names and c not in found.values()]
+            if hits: found[role] = hits[0]
+    missing = [r for r in ('user', 'movie', 'rating') if r not in found]
+    if missing:
+        raise DataError(f"{path}: cannot tell which column holds the {', '.join('item' if m == 'movie' else m for m in missing)}; "
+                        f"its columns are {list(columns)}. Name them (--user-col, --item-col, --rating-col, or user=, item=, rating=).")
+    return found
+
+# %% ../nbs/81_ratings.ipynb #bc05cd1b
+def _sniff(path, sep):
+    "The separator of the text file `path` (the given `sep`, else the most frequent of tab , ; | in its first line) and whether that line is a header."
+    with open(path, 'rb') as f: head = f.read(1 << 16)
+    first = decode_text(path, head.split(b'\n')[0] if b'\n' in head else head).strip()
+    if not first: raise DataError(f"{path} is empty or starts with a blank line: expected one rating per line.")
+    sep = sep or max(('\t', ',', ';', '|'), key=first.count)
+    if first.count(sep) == 0: raise DataError(f"{path}, line 1 has no tab, comma, semicolon or | between fields: expected user, item, rating.")
+    fields = first.split(sep)
+    rating = fields[2] if len(fields) > 2 else ''
+    return sep, pd.to_numeric(pd.Series([rating]), errors='coerce').isna().iloc[0]
+
+# %% ../nbs/81_ratings.ipynb #761447b7
+def _own_table(path, sep):
+    "The raw table in `path`: Parquet by its suffix, else delimited text (header sniffed); and the line number of its first row."
+    if path.suffix.lower() in ('.parquet', '.pq'):
+        try: return pd.read_parquet(path), 2
+        except Exception as e: raise DataError(f"{path} is not a readable Parquet file ({type(e).__name__}: {e}).") from None
+    sep, header = _sniff(path, sep)
+    try: df = pd.read_csv(path, sep=sep, header=0 if header else None, skipinitialspace=True, engine='c' if len(sep) == 1 else 'python')
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{path} could not be read as {sep!r}-separated text: {' '.join(str(e).split())}") from None
+    if not header:
+        if df.shape[1] not in (3, 4): raise DataError(f"{path} has {df.shape[1]} columns and no header: add a header line naming them.")
+        df.columns = ['user', 'movie', 'rating', 'timestamp'][:df.shape[1]]
+    return df, 2 if header else 1
+
+# %% ../nbs/81_ratings.ipynb #b1682d37
+def _as_ids(col, name, path, first_line):
+    "The id column `col`: whole numbers as int64, anything else as stripped strings; `DataError` at the first empty id."
+    if pd.api.types.is_float_dtype(col) and (col.dropna() == col.dropna().round()).all(): col = col.astype('Int64')
+    text = col.astype('string').str.strip()
+    bad = text.isna() | (text == '')
+    if bad.any(): raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the {name} id is empty. Fix or delete that line.")
+    as_int = pd.to_numeric(text, errors='coerce')
+    return as_int.astype('int64') if as_int.notna().all() and (as_int == as_int.round()).all() else text.astype(str)
+
+# %% ../nbs/81_ratings.ipynb #247d2461
+def read_own_ratings(path,           # a CSV/TSV/Parquet file, one rating per row
+                     user=None, item=None, rating=None, timestamp=None, # column names; `None`: found from the header
+                     sep=None):      # separator of a text file; `None`: sniffed from its first line
+    "Checked ratings of your own file as columns `user`, `movie`, `rating` (and `timestamp`); ids may be whole numbers or strings."
+    path = Path(path)
+    if not path.is_file(): raise DataError(f"{path} not found, or not a file: expected a ratings file (CSV, TSV or Parquet) there.")
+    df, first = _own_table(path, sep)
+    cols = _role_columns(list(df.columns), path, dict(user=user, movie=item, rating=rating, timestamp=timestamp))
+    out = pd.DataFrame({role: df[c] for role, c in cols.items()})
+    out['user'], out['movie'] = _as_ids(out.user, 'user', path, first), _as_ids(out.movie, 'item', path, first)
+    out = _as_numbers(out, ['rating'], path, first)
+    bad = ~np.isfinite(out.rating.to_numpy(dtype=float))
+    checks = [(bad, 'the rating is not a finite number'),
+              (lambda: out.duplicated(['user', 'movie']).to_numpy(), 'this user rated this item on an earlier line already')]
+    if 'timestamp' in out: out['timestamp'] = _as_times(out.timestamp, path, first)
+    return _raise_first(out, path, checks, first).reset_index(drop=True)
+
+# %% ../nbs/81_ratings.ipynb #0f65b92b
+def _as_times(col, path, first_line):
+    "Timestamps as int64 Unix seconds: numbers are taken as seconds, text is parsed as dates; `DataError` at the first that is neither."
+    secs = pd.to_numeric(col, errors='coerce')
+    if secs.isna().any():
+        dates = pd.to_datetime(col.astype(str), errors='coerce', utc=True)
+        secs = secs.fillna(pd.Series((dates - pd.Timestamp(0, tz='UTC')) // pd.Timedelta(seconds=1), index=col.index))
+    bad = secs.isna()
+    if bad.any(): raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the timestamp {col[bad].iloc[0]!r} "
+                                  "is neither Unix seconds nor a date. Fix that line or leave the column out.")
+    return secs.astype('int64')
+
+# %% ../nbs/81_ratings.ipynb #0158b9a6
 DATASETS = ('ml-100k', 'ml-latest-small')
 
 def load_ratings(dataset='ml-100k'):  # 'ml-100k' or 'ml-latest-small'
@@ -268,7 +371,7 @@ def load_ratings(dataset='ml-100k'):  # 'ml-100k' or 'ml-latest-small'
         return add_titles(*read_latest_small(), 'the bundled movies.csv.gz')
     raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}.")
 
-# %% ../nbs/81_ratings.ipynb #50c117d6
+# %% ../nbs/81_ratings.ipynb #2f76262e
 def random_split_index(n,              # number of rows
                        valid_pct=0.2,  # share of rows held out, strictly between 0 and 1
                        seed=42):       # seeds torch's generator, as fastai's `RandomSplitter` does
@@ -286,7 +389,7 @@ def split_random(ratings, valid_pct=0.2, seed=42):
     train_idx, valid_idx = random_split_index(len(ratings), valid_pct, seed)
     return ratings.iloc[train_idx].reset_index(drop=True), ratings.iloc[valid_idx].reset_index(drop=True)
 
-# %% ../nbs/81_ratings.ipynb #4783cbaa
+# %% ../nbs/81_ratings.ipynb #f2e7a65d
 SPLITS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')
 
 def load_split(name='u1'):  # one of `SPLITS`
@@ -302,13 +405,13 @@ def load_tune_split(name='u1',     # one of `SPLITS`
     "Train and tuning ratings carved by `split_random` from the base file of the canonical split `name` (e.g. `u1-tune`)."
     return split_random(load_split(name)[0], tune_pct, seed)
 
-# %% ../nbs/81_ratings.ipynb #531bf61b
+# %% ../nbs/81_ratings.ipynb #01659b3e
 def distinct_fraction(dl):
     "Fraction of `dl`'s rows that one epoch of its (possibly shuffled) index order visits."
     idxs = dl.get_idxs()
     return len(set(idxs)) / dl.n
 
-# %% ../nbs/81_ratings.ipynb #be5253ce
+# %% ../nbs/81_ratings.ipynb #de22b088
 def _check_loader_args(frames, cols, bs):
     "Raise `DataError` if a frame lacks a column of `cols` or holds a rating that is not a finite number; `ValueError` for a bad `bs`."
     if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:
@@ -321,7 +424,7 @@ def _check_loader_args(frames, cols, bs):
         if bad.any(): raise DataError(f"{name}, row {int(bad.argmax())}: the rating {df[cols[-1]].iloc[int(bad.argmax())]!r} "
                                       "is not a finite number. Drop or fix that row.")
 
-# %% ../nbs/81_ratings.ipynb #6f1c20e9
+# %% ../nbs/81_ratings.ipynb #144470f6
 def collab_dls(ratings,                # table with `user`, `item_name` and `rating` columns
                valid=None,             # validation table; `None` holds out `valid_pct` of `ratings` with `split_random`
                item_name='title',      # column that names the item

@@ -249,3 +249,71 @@ def test_exercise_overlap_of_two_random_splits():
     a = split_random(ratings, 0.2, seed=1)[1]
     b = split_random(ratings, 0.2, seed=2)[1]
     assert 0.18 < len(a.merge(b, on=['user', 'movie'])) / len(a) < 0.22
+
+
+# --- your own ratings: CSV/TSV/Parquet, names found from the header, string ids, the same checks
+
+from collab_lessons.ratings import read_own_ratings
+
+
+@pytest.mark.parametrize('text', [
+    'userId,movieId,rating,timestamp\n1,10,4.5,964982703\n2,10,3,964982224\n',
+    'user_id\titem_id\tscore\n1\t10\t4.5\n2\t10\t3\n',
+    '1;10;4.5\n2;10;3\n',
+    ' User ,Product, Stars \n1,10,4.5\n2,10,3\n',
+])
+def test_own_ratings_in_several_dialects(tmp_path, text):
+    f = tmp_path/'r.csv'
+    f.write_text(text)
+    df = read_own_ratings(f)
+    assert df.user.tolist() == [1, 2] and df.movie.tolist() == [10, 10] and df.rating.tolist() == [4.5, 3.0]
+
+
+def test_own_ratings_parquet_with_string_ids_and_dates(tmp_path):
+    f = tmp_path/'r.parquet'
+    pd.DataFrame(dict(customer=['a', 'b'], asin=['B01', 'B02'], overall=[5, 1], date=['2020-01-02', '2021-03-04'])).to_parquet(f)
+    df = read_own_ratings(f)
+    assert df.user.tolist() == ['a', 'b'] and df.movie.tolist() == ['B01', 'B02'] and df.rating.tolist() == [5, 1]
+    assert df.timestamp.tolist() == [int(pd.Timestamp('2020-01-02', tz='UTC').timestamp()), int(pd.Timestamp('2021-03-04', tz='UTC').timestamp())]
+
+
+def test_own_ratings_named_columns(tmp_path):
+    f = tmp_path/'r.csv'
+    f.write_text('a,b,c,d\nx,1,2,9\ny,1,5,9\n')
+    df = read_own_ratings(f, user='a', item='b', rating='c')
+    assert df.columns.tolist() == ['user', 'movie', 'rating'] and df.user.tolist() == ['x', 'y']
+
+
+@pytest.mark.parametrize('text, kwargs, match', [
+    ('a,b,c\n1,2,3\n', {}, r'cannot tell which column holds the user, item, rating; its columns are \[.a., .b., .c.\]'),
+    ('user,item,rating\n1,2,x\n', {}, "line 2: column 'rating' holds 'x'"),
+    ('user,item,rating\n1,2,3\n1,2,4\n', {}, 'line 3: this user rated this item on an earlier line already'),
+    ('user,item,rating\n1,,3\n', {}, 'line 2: the item id is empty'),
+    ('user,item,rating\n1,2,inf\n', {}, 'line 2: the rating is not a finite number'),
+    ('user,item,rating,time\n1,2,3,yesterday\n', {}, "line 2: the timestamp 'yesterday' is neither"),
+    ('user,item,rating\n1,2,3\n', dict(user='uid'), "no column 'uid' for the users"),
+    ('1 2 3\n', {}, 'no tab, comma, semicolon'),
+    ('1,2,3,4,5\n', {}, 'has 5 columns and no header'),
+])
+def test_own_ratings_errors_name_the_file_line_and_fix(tmp_path, text, kwargs, match):
+    f = tmp_path/'r.csv'
+    f.write_text(text)
+    with pytest.raises(DataError, match=match) as e: read_own_ratings(f, **kwargs)
+    assert str(f) in str(e.value)
+
+
+def test_own_ratings_refuses_utf16_folders_and_broken_parquet(tmp_path):
+    (tmp_path/'u16.csv').write_bytes('user,item,rating\n1,2,3\n'.encode('utf-16'))
+    with pytest.raises(DataError, match='UTF-16'): read_own_ratings(tmp_path/'u16.csv')
+    with pytest.raises(DataError, match='not a file'): read_own_ratings(tmp_path)
+    (tmp_path/'bad.parquet').write_bytes(b'PAR1 not really')
+    with pytest.raises(DataError, match='not a readable Parquet file'): read_own_ratings(tmp_path/'bad.parquet')
+
+
+def test_own_ratings_train_with_the_course_loaders(tmp_path, tiny_ratings):
+    "String ids go through collab_dls like MovieLens ids."
+    f = tmp_path/'r.csv'
+    tiny_ratings.assign(user='u' + tiny_ratings.user.astype(str))[['user', 'movie', 'rating']].to_csv(f, index=False)
+    df = read_own_ratings(f)
+    dls = collab_dls(df, item_name='movie', bs=16)
+    assert len(dls.train_ds) + len(dls.valid_ds) == len(tiny_ratings) and dls.classes['user'][1].startswith('u')
