@@ -69,7 +69,8 @@ ALL_NBS = sorted(NBS.glob('*.ipynb'))
 # Absolute paths of this or any machine, installed-package paths and warnings have no place in what a reader sees.
 BAD_OUTPUT = re.compile(r'(?<![\w./~-])(?:/root|/home|/tmp|/work|/usr|/opt|/var|/Users)/|site-packages|\b\w*Warning:|UserWarning|FutureWarning|DeprecationWarning')
 # Words about how the course is made (issues, targets set for it) rather than about recommenders.
-PROCESS_WORDS = re.compile(r'이슈|\bissues?\b(?! tracker)|이 프로젝트|프로젝트가 (?:정한|세운)|목표치|(?:정한|세운) 목표|목표인|HOSTILE|리뷰어', re.I)
+# An upstream project's issue (a citation such as "fastai GitHub issue #3906" or an /issues/ URL) is fine.
+PROCESS_WORDS = re.compile(r'이슈|(?<!GitHub )(?<!/)\bissues?\b(?! tracker)(?!/)|이 프로젝트|프로젝트가 (?:정한|세운)|목표치|(?:정한|세운) 목표|목표인|HOSTILE|리뷰어', re.I)
 
 
 def bad_output(text): return BAD_OUTPUT.findall(text)
@@ -87,7 +88,8 @@ def test_output_and_prose_checks_catch_planted_strings():
     assert not any(bad_output(s) for s in clean), [s for s in clean if bad_output(s)]
     for s in ['이 프로젝트가 정한 목표 0.900', 'issue 4의 목표', "The issue's two targets", '목표치를 넘었어', '이슈 10에서']:
         assert process_words(s), s
-    for s in ['목표 품질 도달 시간', '타깃(target) 데이터', '이 모델의 목표는 평점을 맞히는 거야', 'a fastai issue tracker']:
+    for s in ['목표 품질 도달 시간', '타깃(target) 데이터', '이 모델의 목표는 평점을 맞히는 거야', 'a fastai issue tracker',
+              'fastai GitHub issue #3906', 'https://github.com/fastai/fastai/issues/3906']:
         assert not process_words(s), s
 
 
