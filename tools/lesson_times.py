@@ -51,8 +51,9 @@ def lessons(nbs=NBS):
 
 
 def format_time(seconds):
-    "Korean duration rounded for reading: 5 s steps under a minute, half minutes under ten, whole minutes above."
-    if seconds < 57.5: return f'{max(5, round(seconds/5)*5)}초'
+    "Korean duration rounded for reading: whole seconds under 10 s, 5 s steps under a minute, half minutes under ten, whole minutes above."
+    if seconds < 9.5: return f'{max(1, round(seconds))}초'
+    if seconds < 57.5: return f'{round(seconds/5)*5}초'
     if seconds < 600:
         half = round(seconds/30)
         return f'{half//2}분' + (' 30초' if half % 2 else '')
