@@ -34,7 +34,8 @@ from .bias import DotProductBias
 from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, score_loader
 from .kernel_ae import blend, blend_weight, fit_kernel_ae_ensemble
 from .measure import measure, rating_metrics
-from .ratings import collab_dls, load_ratings, load_split, load_tune_split, split_random
+from .ratings import load_ratings
+from .splits import collab_dls, load_split, load_tune_split, split_random
 
 # %% ../nbs/96_bench.ipynb #f8044afb
 def bench_splits(tune_pct=0.1, # share of u1.base held out for tuning

@@ -30,7 +30,8 @@ from matplotlib.figure import Figure
 from . import __version__
 from .bench_report import add_bench_arguments
 from .course import COURSE_STEPS, train_step
-from .ratings import DATASETS, SPLITS, DataError, collab_dls, load_ratings, load_split
+from .ratings import DATASETS, DataError, load_ratings
+from .splits import SPLITS, collab_dls, load_split
 from .dot_product import valid_scores
 from .evaluate import evaluate_ratings
 from .fastai_models import make_learner, train_learner

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from .measure import rating_metrics
-from .ratings import DataError, random_split_index
+from .ratings import DataError
+from .splits import random_split_index
 
 # %% ../nbs/91_fast_training.ipynb #677ab5b5
 def encode_ids(values, # ids of one column, e.g. `ratings['user'].to_numpy()`

@@ -11,7 +11,7 @@ import torch
 
 from collab_lessons import bench as bench_module
 from collab_lessons.bench import blend_record, main, run_fast, run_once
-from collab_lessons.ratings import split_random
+from collab_lessons.splits import split_random
 
 
 def _record(rmse, fit_s, curve):

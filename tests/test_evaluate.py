@@ -8,7 +8,7 @@ from fastai.collab import EmbeddingNN
 from fastai.tabular.model import get_emb_sz
 
 from collab_lessons.bias import DotProductBias
-from collab_lessons.ratings import collab_dls, load_split
+from collab_lessons.splits import collab_dls, load_split
 from collab_lessons.evaluate import (evaluate_ratings, popularity_matrix, predict_pairs, ranking_metrics,
                                      score_matrix)
 from collab_lessons.interpret import movie_counts
