@@ -29,9 +29,9 @@ from matplotlib.figure import Figure
 
 from . import __version__
 from .course import COURSE_STEPS, train_step
-from .data import DATASETS, SPLITS, DataError, collab_dls, load_ratings, load_split
+from .ratings import DATASETS, SPLITS, DataError, collab_dls, load_ratings, load_split
 from .dot_product import valid_scores
-from .evaluate import evaluate_ratings, split_dls
+from .evaluate import evaluate_ratings
 from .fastai_models import make_learner, train_learner
 from .interpret import UnknownNameError, find_title, find_user, movie_counts, movie_pca, plot_movie_pca, similar_movies
 from .model_files import ModelFileError, _disk_full, atomic_write, load_model, save_learner
@@ -266,7 +266,7 @@ def _train_dls(args):
         ratings = load_ratings(args.dataset)
         return collab_dls(ratings, bs=args.bs, seed=args.seed), ratings, None
     train, test = load_split(args.split)
-    return split_dls(train, test, bs=args.bs, seed=args.seed), pd.concat([train, test]), test
+    return collab_dls(train, test, bs=args.bs, seed=args.seed), pd.concat([train, test]), test
 
 # %% ../nbs/89_cli.ipynb #3c0c02ff
 def cmd_train(args):

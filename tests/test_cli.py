@@ -217,7 +217,7 @@ def test_disk_full_while_saving_is_one_line_exit_4(capsys, tmp_path, model_file,
 def course_parts(tiny_ratings):
     from fastai.learner import Learner
     from fastai.losses import MSELossFlat
-    from collab_lessons.data import collab_dls
+    from collab_lessons.ratings import collab_dls
     dls = collab_dls(tiny_ratings, bs=16)
     learn = Learner(dls, DotProductBias(len(dls.classes['user']), len(dls.classes['title']), 4), loss_func=MSELossFlat())
     def table(mse): return pd.DataFrame([dict(step=cli.FINAL_STEP, model='DotProductBias', wd=0.1, epochs=1,

@@ -17,10 +17,10 @@ import torch
 from fastai.data.external import fastai_cfg
 
 import collab_lessons.model_files as mf
-from collab_lessons import data
+from collab_lessons import ratings as data
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import main
-from collab_lessons.data import DataError, load_split, read_ratings, read_titles
+from collab_lessons.ratings import DataError, load_split, read_ratings, read_titles
 from collab_lessons.interpret import UnknownNameError
 from collab_lessons.model_files import ModelFileError, load_model, model_record, save_model
 from collab_lessons.recommend import recommend, recommend_new_user
@@ -126,7 +126,7 @@ def test_u_item_in_utf8_or_latin1_is_decoded(tmp_path, encoding):
 
 
 def test_real_u_item_decodes_the_same_as_latin1_or_utf8(tmp_path):
-    from collab_lessons.data import ml100k_folder
+    from collab_lessons.ratings import ml100k_folder
     item = ml100k_folder()/'u.item'
     if not item.exists(): pytest.skip('ML-100k not present')
     original = read_titles(item)
