@@ -57,6 +57,14 @@ def term_pattern(term, preferred=''):
     return re.compile(r'(?<![\w-])' + gap.join(re.escape(w) for w in term.split()))
 
 
+RANK_AS_RANKING = re.compile(r'(?<![\w])순위(?:\s*\d|마다|\s*\(rank\))|(?<![\w])(?:저|고)순위|(?:행렬|분해)의\s*순위')
+
+
+def rank_as_ranking(text):
+    "Contexts where `text` uses 순위 (ranking) for a matrix rank: 순위 5, 순위마다, 저순위, 행렬의 순위."
+    return [text[max(0, m.start() - 15):m.end() + 15].replace('\n', ' ') for m in RANK_AS_RANKING.finditer(text)]
+
+
 def lesson_notebooks():
     return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')) and p != GLOSSARY)
 
@@ -111,6 +119,25 @@ def test_forbidden_term_detection_catches_variants():
     assert mispaired(clean('지표로 MAE(root mean squared error)를 써.'), rows) != []
 
 
+def test_glossary_separates_rank_from_ranking_and_names_the_three_sets():
+    rows = {r['english']: r for r in terms()}
+    assert rows['rank']['korean'] == '랭크' and rows['ranking']['korean'] == '순위'
+    assert rows['training set']['korean'] == '훈련 세트' and '학습 세트' in rows['training set']['forbidden']
+    assert rows['validation set']['korean'] == '검증 세트'
+    assert rows['test set']['korean'] == '테스트 세트' and '시험 세트' in rows['test set']['forbidden']
+
+
+def test_planted_bad_sentences_fail():
+    rows = terms()
+    found = {b for b, _, _ in forbidden_uses('학습 세트로 학습하고 시험 세트와 시험셋으로 재.', rows)}
+    assert found == {'학습 세트', '시험 세트', '시험셋'}
+    assert rank_as_ranking('순위 5의 행렬 분해와 저순위 근사, 순위마다 샘플러, 행렬의 순위') != []
+    assert len(rank_as_ranking('순위 5의 행렬 분해와 저순위 근사, 순위마다 샘플러, 행렬의 순위')) == 4
+    assert mispaired('잠재 요인 수는 행렬의 순위(rank)야.', rows) != []
+    good = '랭크 5의 행렬 분해. 추천 목록의 순위를 매기는 순위 지표(ranking metric), 순위가 높은 영화.'
+    assert rank_as_ranking(good) == [] and mispaired(good, rows) == [] and forbidden_uses(good, rows) == []
+
+
 @pytest.mark.parametrize('nb', lesson_notebooks(), ids=lambda p: p.name)
 def test_notebook_uses_only_glossary_terms(nb):
     rows = terms()
@@ -118,6 +145,8 @@ def test_notebook_uses_only_glossary_terms(nb):
     hits = forbidden_uses(text, rows)
     assert not hits, f"{nb.name} uses terms the glossary forbids (nbs/99_glossary.ipynb):\n" + '\n'.join(
         f"  '{bad}' -> write '{good}' ... {ctx} ..." for bad, good, ctx in hits)
+    ranks = rank_as_ranking(text)
+    assert not ranks, f"{nb.name} uses 순위 (ranking) for a matrix rank; write 랭크:\n" + '\n'.join(f"  ... {c} ..." for c in ranks)
     pairs = mispaired(text, rows)
     assert not pairs, f"{nb.name} pairs an English term with another Korean word than the glossary's:\n" + '\n'.join(
         f"  '{found}({en})' -> write '{good}({en})'" for en, found, good in pairs)
