@@ -119,7 +119,7 @@ def base(tmp_path_factory):
     from fastai.tabular.core import TabWeightedDL
     from fastai.torch_core import Module
     from torch import nn
-    from collab_lessons.ratings import collab_dls
+    from collab_lessons.splits import collab_dls
     from collab_lessons.bias import DotProductBias
     from collab_lessons.course import COURSE_STEPS, run_course, train_step
     from collab_lessons.dot_product import DotProduct, rmse, root_mean_squared_error, valid_scores
