@@ -11,8 +11,9 @@ import torch
 
 import collab_lessons.cli as cli
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import EXIT_CODES, build_parser, main, parse_ratings, read_ratings_file
+from collab_lessons.cli import EXIT_CODES, build_parser, main
 from collab_lessons.model_files import save_model
+from collab_lessons.recommend import parse_ratings
 
 TITLES = ['#na#', 'Star Wars (1977)', 'Return of the Jedi (1983)', 'Toy Story (1995)', 'Fargo (1996)', 'Scream (1996)']
 USERS = ['#na#', 1, 2, 3]
@@ -129,18 +130,6 @@ def test_course_on_ml100k_then_recommend_similar_rate(ml100k, capsys, tmp_path):
     assert code == 0 and 'Star Wars (1977)' not in {r['title'] for r in json.loads(out)['recommendations']}
 
 
-def test_run_steps_table_and_final_learner(tiny_ratings):
-    from collab_lessons.cli import FINAL_STEP, run_steps
-    from collab_lessons.course import COURSE_STEPS
-    steps = [s for s in COURSE_STEPS if s['step'] in ('bias', FINAL_STEP)]
-    lines = []
-    table, final = run_steps(tiny_ratings, steps, epochs=1, show_progress=False, log=lines.append)
-    assert list(table.step) == ['bias', FINAL_STEP] and list(table.wd) == ['default', 0.1]
-    assert list(table.columns) == ['step', 'model', 'wd', 'epochs', 'valid_mse', 'valid_rmse', 'seconds']
-    assert final is not None and final.recorder.values[-1][1] == pytest.approx(table.valid_mse[1], abs=1e-4)
-    assert len(lines) == 2 and lines[0].startswith('  1/2 bias: valid MSE')
-
-
 # ---------------------------------------------------------------- errors: one line in Korean and English
 
 KOREAN = {kind: sentence for kind, sentence in cli._KOREAN.items()}
@@ -209,47 +198,6 @@ def test_disk_full_while_saving_is_one_line_exit_4(capsys, tmp_path, model_file,
     assert code == EXIT_CODES['disk_full'] == 4
     assert one_line(err, 'disk_full').startswith(f"Could not save {tmp_path/'model.pt'}: the disk is full")
     assert (tmp_path/'model.pt').read_bytes() == before
-
-
-# ---------------------------------------------------------------- course output files are written whole
-
-@pytest.fixture
-def course_parts(tiny_ratings):
-    from fastai.learner import Learner
-    from fastai.losses import MSELossFlat
-    from collab_lessons.data import collab_dls
-    dls = collab_dls(tiny_ratings, bs=16)
-    learn = Learner(dls, DotProductBias(len(dls.classes['user']), len(dls.classes['title']), 4), loss_func=MSELossFlat())
-    def table(mse): return pd.DataFrame([dict(step=cli.FINAL_STEP, model='DotProductBias', wd=0.1, epochs=1,
-                                              valid_mse=mse, valid_rmse=mse ** 0.5, seconds=0.1)])
-    return table, learn, tiny_ratings
-
-
-@pytest.mark.parametrize('interrupt', ['results.csv', 'valid_mse.png'])
-def test_interrupted_course_output_leaves_old_files_whole(tmp_path, course_parts, monkeypatch, interrupt):
-    table, learn, ratings = course_parts
-    out = tmp_path/'out'
-    cli.save_course(out, table(1.0), learn, ratings, 'toy')
-    old = {p.name: p.read_bytes() for p in out.iterdir()}
-    def half_then_ctrl_c(target):
-        "Write half a file into `target` (a path or an open file), then stop as Ctrl-C would."
-        if target is not None:
-            with (open(target, 'wb') if isinstance(target, (str, Path)) else nullcontext(target)) as f: f.write(b'step,mo')
-        raise KeyboardInterrupt
-    if interrupt == 'results.csv':
-        monkeypatch.setattr(pd.DataFrame, 'to_csv', lambda self, path_or_buf=None, *a, **k: half_then_ctrl_c(path_or_buf))
-    else:
-        class HalfFigure:
-            def savefig(self, target, **kwargs): half_then_ctrl_c(target)
-        monkeypatch.setattr(cli, 'plot_scores', lambda table: HalfFigure())
-    with pytest.raises(KeyboardInterrupt): cli.save_course(out, table(0.5), learn, ratings, 'toy')
-    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # no temporary files left
-    new = {p.name: p.read_bytes() for p in out.iterdir()}
-    written_before = {'results.csv': ['model.pt'], 'valid_mse.png': ['model.pt', 'results.csv', 'results.json']}[interrupt]
-    assert all(new[name] == old[name] for name in old if name not in written_before)
-    if interrupt == 'valid_mse.png':
-        assert pd.read_csv(out/'results.csv').valid_mse.tolist() == [0.5]  # the new table, whole
-        assert json.loads((out/'results.json').read_text())[0]['valid_mse'] == 0.5
 
 
 @pytest.mark.slow
