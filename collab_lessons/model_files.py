@@ -95,9 +95,9 @@ def _check_parent(path):
 def check_output_file(path):
     "`path` as a `Path` if a file can be written there (not a folder, no file among its parents, writable); `OutputPathError` otherwise."
     path = Path(path)
+    _check_parent(path)
     _probe(path)
     if path.is_dir(): raise OutputPathError(f"{path} is a folder: give the path of a file to write, e.g. {path/'model.pt'}.")
-    _check_parent(path)
     return path
 
 # %% ../nbs/88_model_files.ipynb #7a1d0002
@@ -142,12 +142,12 @@ COURSE_FILES = ('model.pt', 'results.csv', 'results.json', 'valid_mse.png', 'mov
 def check_output_folder(path, names=None):
     "`path` if a folder can be swapped in there: not a file, writable, holding nothing but `names` (anything when `None`); `OutputPathError` otherwise."
     path = Path(path)
+    _check_parent(path)
     _probe(path)
     if path.resolve() in (Path.cwd(), Path(path.resolve().anchor)) or path.name in ('', '.', '..'):
         raise OutputPathError(f"{path} is the current or a top folder: give a folder by name, e.g. {path/'course_output'}.")
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{path} is a file: give a folder for the output, e.g. {path.with_name(path.name + '_output')}.")
-    _check_parent(path)
     others = sorted(p.name for p in path.iterdir() if p.name not in names) if path.is_dir() and names is not None else []
     if others: raise OutputPathError(f"{path} holds other files ({', '.join(others[:3])}): the run replaces the whole "
                                      "folder, so give a new or empty folder, or one that an earlier run wrote.")
