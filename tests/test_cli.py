@@ -214,3 +214,120 @@ def test_bench_command_smoke_writes_report(capsys, tmp_path, ml100k):
 def test_bench_command_refuses_zero_repeats(capsys, tmp_path):
     assert main(['bench', '--repeats', '0', '--out', str(tmp_path)]) == EXIT_CODES['usage']
     assert '--repeats' in capsys.readouterr().err and not (tmp_path/'bench.json').exists()
+
+
+# ---------------------------------------------------------------- checked before any work, nothing good destroyed
+
+@pytest.fixture
+def tiny_data(monkeypatch, tiny_ratings):
+    "`train` and `course` read `tiny_ratings` instead of a real dataset (a few hundred ratings: seconds to train)."
+    monkeypatch.setattr(cli, 'load_ratings', lambda name: tiny_ratings)
+    return tiny_ratings
+
+
+def quiet_run(capsys, *argv):
+    code, out, err = run(capsys, *argv, '--quiet')
+    assert len(err.splitlines()) == (0 if code == 0 else 1), err
+    return code, out, err
+
+
+def test_diverged_run_keeps_the_good_model(capsys, tmp_path, tiny_data):
+    good = tmp_path/'m.pt'
+    assert quiet_run(capsys, 'train', '--epochs', '1', '--factors', '4', '--out', str(good))[0] == 0
+    before = good.read_bytes()
+    code, out, err = quiet_run(capsys, 'train', '--epochs', '2', '--factors', '4', '--lr', '1e9', '--out', str(good), '--json')
+    assert code == EXIT_CODES['diverged'] == 7 and json.loads(out)['kind'] == 'diverged'
+    assert 'Training diverged' in one_line(err, 'diverged')
+    assert good.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['m.pt']
+
+
+@pytest.mark.parametrize('command', ['train', 'course'])
+def test_output_paths_are_checked_before_any_training(capsys, tmp_path, monkeypatch, command):
+    def no_training(*args, **kwargs): raise AssertionError('trained although the output path is bad')
+    monkeypatch.setattr(cli, 'load_ratings', no_training)
+    (tmp_path/'file').write_text('x')
+    (tmp_path/'mine').mkdir()
+    (tmp_path/'mine'/'notes.txt').write_text('x')
+    bad = {'train': [tmp_path/'file'/'m.pt', tmp_path, tmp_path/('x' * 300)],
+           'course': [tmp_path/'file', tmp_path/'file'/'out', tmp_path/'mine']}[command]
+    for out in bad:
+        code, _, err = quiet_run(capsys, command, '--out', str(out))
+        assert code == EXIT_CODES['output'] == 6 and one_line(err, 'output').startswith(('Cannot write', str(out)))
+    assert (tmp_path/'file').read_text() == 'x' and sorted(p.name for p in (tmp_path/'mine').iterdir()) == ['notes.txt']
+
+
+@pytest.mark.parametrize('argv', [
+    ['train', '--bs', '0'], ['train', '--bs', '-1'], ['train', '--epochs', '0'], ['train', '--epochs', '-1'],
+    ['train', '--factors', '-3'], ['train', '--factors', '0'], ['train', '--lr', '-1'], ['train', '--lr', '0'],
+    ['train', '--lr', 'nan'], ['train', '--lr', 'inf'], ['train', '--wd', 'NaN'], ['train', '--wd', '-0.1'],
+    ['train', '--lr', '-0.5'], ['train', '--seed', '-1'], ['train', '--seed', str(2**32)], ['train', '--epochs', '1e3'],
+    ['course', '--epochs', '0'], ['course', '--epochs', '-5'], ['course', '--epochs', '100001'],
+    ['similar', 'x', '--min-ratings', '-1'], ['recommend', '--user', '1', '-n', '0'],
+])
+def test_numeric_options_are_checked_when_parsed(capsys, argv):
+    with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == 2
+    detail = one_line(capsys.readouterr().err, 'usage')
+    assert f'argument {argv[-2]}: ' in detail and ('must be' in detail or 'invalid int value' in detail)
+
+
+def test_json_stdout_holds_only_the_json_object(capsys, tmp_path, monkeypatch, tiny_ratings):
+    def noisy_download(name):
+        print('\u2588\r', end='')  # what fastprogress draws while fastai downloads
+        print('downloading ...')
+        return tiny_ratings
+    monkeypatch.setattr(cli, 'load_ratings', noisy_download)
+    for extra in ([], ['--quiet']):
+        code, out, err = run(capsys, 'train', '--epochs', '1', '--factors', '4', '--out', str(tmp_path/'m.pt'), '--json', *extra)
+        assert code == 0 and json.loads(out)['model'] == 'DotProductBias'
+        assert ('downloading' in err) == (not extra)  # the noise goes to stderr, or nowhere with --quiet
+
+
+def test_course_json_and_folder(capsys, tmp_path, tiny_data):
+    out = tmp_path/'out'
+    code, stdout, _ = quiet_run(capsys, 'course', '--final-only', '--epochs', '1', '--out', str(out), '--json')
+    data = json.loads(stdout)
+    assert code == 0 and data['files'] == list(cli.COURSE_FILES) and data['results'][0]['wd'] == 0.1
+    assert sorted(p.name for p in out.iterdir()) == sorted(cli.COURSE_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out']
+
+
+def test_a_folder_as_model_is_named(capsys, tmp_path, model_file):
+    code, _, err = quiet_run(capsys, 'recommend', '--user', '1', '--model', str(tmp_path))
+    assert code == 4 and one_line(err, 'model_file') == f"{tmp_path} is a folder, not a model file: pass the model file itself, e.g. {tmp_path/'model.pt'}."
+
+
+@pytest.mark.parametrize('signame, code', [('SIGTERM', 143), ('SIGHUP', 129)])
+def test_sigterm_and_sighup_clean_up_like_ctrl_c(capsys, tmp_path, model_file, monkeypatch, signame, code):
+    import os, signal
+    from collab_lessons.model_files import atomic_write
+    target = tmp_path/'model.pt'
+    before = target.read_bytes()
+    def signalled_while_saving(args):
+        def write(f):
+            f.write(b'half a file')
+            os.kill(os.getpid(), getattr(signal, signame))
+            f.write(b'never reached')
+        atomic_write(target, write)
+    monkeypatch.setitem(cli.COMMANDS, 'recommend', signalled_while_saving)
+    handler = signal.getsignal(signal.SIGTERM)
+    got, out, err = quiet_run(capsys, 'recommend', '--user', '1', '--model', model_file, '--json')
+    kind = {'SIGTERM': 'terminated', 'SIGHUP': 'hangup'}[signame]
+    assert got == code == EXIT_CODES[kind] and json.loads(out)['exit_code'] == code
+    assert one_line(err, kind) == f'stopped by {signame}. Files are written whole or not at all; run the command again.'
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['model.pt']
+    assert signal.getsignal(signal.SIGTERM) is handler  # the previous handler is back
+
+
+def test_titles_match_in_any_unicode_form_case_and_spacing(capsys, tmp_path):
+    import unicodedata
+    titles = ['#na#', 'Misérables, Les (1995)', 'Amélie (2001)', 'Fargo (1996)']
+    torch.manual_seed(0)
+    path = save_model(tmp_path/'m.pt', DotProductBias(3, len(titles), 3), ['#na#', 1, 2], titles)
+    nfd = unicodedata.normalize('NFD', 'Misérables, Les (1995)')
+    assert nfd != 'Misérables, Les (1995)'
+    for typed in (nfd, nfd.upper(), '  misérables,   les (1995) '):
+        code, out, _ = quiet_run(capsys, 'similar', typed, '--min-ratings', '0', '--model', str(path), '--json')
+        assert code == 0 and json.loads(out)['title'] == 'Misérables, Les (1995)'
+    code, out, _ = quiet_run(capsys, 'rate', unicodedata.normalize('NFD', 'AMÉLIE (2001)=5'), '--model', str(path), '--json')
+    assert code == 0 and json.loads(out)['rated'] == {'Amélie (2001)': 5.0}
