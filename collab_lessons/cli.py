@@ -28,14 +28,14 @@ import pandas as pd
 
 from . import __version__
 from .course import COURSE_STEPS, FINAL_STEP, DivergedError, fit_learner, run_course
-from .data import DATASETS, SPLITS, DataError, collab_dls, load_ratings, load_split
+from .ratings import DATASETS, SPLITS, DataError, collab_dls, load_ratings, load_split
 from .dot_product import valid_scores
-from .evaluate import evaluate_ratings, split_dls
+from .evaluate import evaluate_ratings
 from .fastai_models import make_learner
 from .interpret import UnknownNameError, find_title, find_user, similar_movies
 from .model_files import (COURSE_FILES, ModelFileError, OutputPathError, _disk_full, check_output_file,
                                         check_output_folder, load_model, save_course, save_learner)
-from .recommend import parse_ratings, read_ratings_file, recommend, recommend_new_user, seen_by
+from .recommend import parse_ratings, read_rate_file, recommend, recommend_new_user, seen_by
 
 # %% ../nbs/89_cli.ipynb #2eef4e3e
 EXIT_CODES = {'ok': 0, 'error': 1, 'usage': 2, 'data': 3, 'model_file': 4, 'disk_full': 4, 'unknown_name': 5, 'output': 6,
@@ -239,7 +239,7 @@ def _train_dls(args):
         ratings = load_ratings(args.dataset)
         return collab_dls(ratings, bs=args.bs, seed=args.seed), ratings, None
     train, test = load_split(args.split)
-    return split_dls(train, test, bs=args.bs, seed=args.seed), pd.concat([train, test]), test
+    return collab_dls(train, test, bs=args.bs, seed=args.seed), pd.concat([train, test]), test
 
 # %% ../nbs/89_cli.ipynb #3c0c02ff
 def cmd_train(args):
@@ -291,7 +291,7 @@ def cmd_similar(args):
 def cmd_rate(args):
     "The `rate` command: fold a new user in from their ratings and recommend `-n` movies they have not rated."
     rated = parse_ratings(args.ratings)
-    if args.file: rated.update(read_ratings_file(args.file))
+    if args.file: rated.update(read_rate_file(args.file))
     if not rated: raise ValueError('Give at least one rating, e.g. collab-lessons rate "Star Wars (1977)=5".')
     saved = load_model(args.model)
     rated = {saved.titles[find_title(saved.titles, t)]: r for t, r in rated.items()}

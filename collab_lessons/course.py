@@ -25,7 +25,7 @@ from fastprogress.fastprogress import progress_bar
 from matplotlib.figure import Figure
 
 from .bias import DotProductBias
-from .data import collab_dls, load_ratings
+from .ratings import collab_dls, load_ratings
 from .dot_product import DotProduct, rmse, valid_scores
 from .from_scratch import ScratchDotProductBias
 from .prediction_range import DotProductRange

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import DataError
+from .ratings import DataError, random_split_index
 
 # %% ../nbs/91_fast_training.ipynb #677ab5b5
 def encode_ids(values, # ids of one column, e.g. `ratings['user'].to_numpy()`
@@ -74,12 +74,11 @@ def fast_loaders(ratings, # DataFrame with user, item and rating columns
     x[:, 1], item_classes = encode_ids(both[item_name].to_numpy())
     y = torch.from_numpy(both[rating_name].to_numpy(dtype=np.float32, copy=True))
     del both
-    n_train = len(ratings) - int(len(ratings) * valid_pct) if valid is None else len(ratings)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed)) if valid is None else torch.arange(len(y))
-    train_idx, valid_idx = order[:n_train], order[n_train:]
+    if valid is None: train_idx, valid_idx = map(torch.from_numpy, random_split_index(len(y), valid_pct, seed))
+    else: train_idx, valid_idx = torch.arange(len(ratings)), torch.arange(len(ratings), len(y))
     train = TensorLoader(x.index_select(0, train_idx), y.index_select(0, train_idx), bs=bs, shuffle=True, seed=seed)
     valid_dl = TensorLoader(x.index_select(0, valid_idx), y.index_select(0, valid_idx), bs=max(bs, 65536))
-    del x, y, order, train_idx  # free the full tables before a `BlockedLoader` sorts its own copy
+    del x, y, train_idx  # free the full tables before a `BlockedLoader` sorts its own copy
     if block_rows: train = BlockedLoader(train.x, train.y, len(user_classes), len(item_classes), bs=bs, block_rows=block_rows, seed=seed)
     return train, valid_dl, dict(user=user_classes, item=item_classes)
 

@@ -6,7 +6,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/recommend.html.md"""
 
 # %% auto #0
 __all__ = ['encode_pairs', 'seen_by', 'predict_for_user', 'user_predictions', 'top_unseen', 'recommend', 'most_rated',
-           'bias_only', 'fold_in', 'check_rating', 'recommend_new_user', 'parse_ratings', 'read_ratings_file']
+           'bias_only', 'fold_in', 'check_rating', 'recommend_new_user', 'parse_ratings', 'read_rate_file']
 
 # %% ../nbs/84_recommend.ipynb #ecc01ef3
 from pathlib import Path
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from fastai.layers import sigmoid_range
 
-from .data import DataError
+from .ratings import DataError, decode_text
 from .interpret import factors_and_biases, find_title
 
 # %% ../nbs/84_recommend.ipynb #f4d0926d
@@ -118,15 +118,10 @@ def parse_ratings(items, where='argument'):
     return rated
 
 # %% ../nbs/84_recommend.ipynb #725dacd2
-def read_ratings_file(path):
+def read_rate_file(path):
     "The `TITLE=RATING` lines of the UTF-8 text file at `path` (blank lines and `#` comments skipped) as a dict."
     path = Path(path)
     if path.is_dir(): raise DataError(f"{path} is a folder: pass a text file with one TITLE=RATING per line.")
     if not path.is_file(): raise DataError(f"{path} not found: write one TITLE=RATING per line there.")
-    data = path.read_bytes()
-    try: text = data.decode('utf-8-sig')
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}): "
-                         "save it as UTF-8 and try again.") from None
-    lines = [l.strip() for l in text.splitlines()]
+    lines = [l.strip() for l in decode_text(path, path.read_bytes()).splitlines()]
     return parse_ratings([l for l in lines if l and not l.startswith('#')], where=f'{path}, rating')

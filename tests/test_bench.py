@@ -12,8 +12,8 @@ import torch
 
 from collab_lessons import bench as bench_module
 from collab_lessons.bench import (blend_record, check_scale, check_targets, format_scale, format_table, main, measure, rss_mb,
-                                  run_fast, run_once, scale_one, scale_shape, split_frames, summarise, time_to)
-from collab_lessons.data import collab_dls
+                                  run_fast, run_once, scale_one, scale_shape, summarise, time_to)
+from collab_lessons.ratings import collab_dls, split_random
 from collab_lessons.scale import ML25M_SHAPE
 
 
@@ -59,14 +59,6 @@ def test_check_targets_verdicts():
     assert not check_targets(summarise([{'u1-tune': tune, 'u1-test': test}]))['best_u1_test']['ok']
 
 
-def test_split_frames_matches_collab_dls():
-    df = pd.DataFrame(dict(user=np.arange(300) % 13, title=[f'm{i % 29}' for i in range(300)], rating=np.arange(300) % 5 + 1.))
-    train, valid = split_frames(df)
-    dls = collab_dls(df)
-    assert len(valid) == len(dls.valid_ds) == 60 and len(train) == 240
-    assert sorted(valid.rating) == sorted(dls.valid_ds.items.rating)
-
-
 def test_measure_sees_allocation():
     _, used = measure(lambda: np.ones(40_000_000).sum())
     assert used['fit_s'] > 0
@@ -74,7 +66,7 @@ def test_measure_sees_allocation():
 
 
 def test_run_fast_record(tiny_ratings):
-    train, valid = split_frames(tiny_ratings)
+    train, valid = split_random(tiny_ratings)
     r = run_fast(train, valid, epochs=2, bs=64)
     assert len(r['curve']) == 2 and r['curve'][1][0] >= r['curve'][0][0]
     assert abs(r['rmse'] - r['curve'][-1][1]) < 1e-6 and r['s_per_epoch'] == pytest.approx(r['fit_s'] / 2)

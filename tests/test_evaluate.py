@@ -8,9 +8,9 @@ from fastai.collab import EmbeddingNN
 from fastai.tabular.model import get_emb_sz
 
 from collab_lessons.bias import DotProductBias
-from collab_lessons.data import load_split
+from collab_lessons.ratings import collab_dls, load_split
 from collab_lessons.evaluate import (evaluate_ratings, popularity_matrix, predict_pairs, ranking_metrics, rating_metrics,
-                                     score_matrix, split_dls)
+                                     score_matrix)
 from collab_lessons.interpret import movie_counts
 from collab_lessons.recommend import encode_pairs
 
@@ -80,9 +80,9 @@ def test_popularity_matrix():
     assert mat.tolist() == [[0., 3., 1.], [0., 3., 1.]]
 
 
-def test_split_dls_uses_given_sets(tiny_ratings):
+def test_collab_dls_with_test_set_scores_every_test_rating(tiny_ratings):
     train, test = tiny_ratings.iloc[:200], tiny_ratings.iloc[200:]
-    dls = split_dls(train, test, bs=16)
+    dls = collab_dls(train, test, bs=16)
     assert len(dls.train_ds) == len(train) and len(dls.valid_ds) == len(test)
     assert set(dls.classes['title'][1:]) == set(tiny_ratings.title)  # fastai's Categorify: vocabulary of both sets
     users, titles = list(dls.classes['user']), list(dls.classes['title'])
@@ -94,7 +94,7 @@ def test_split_dls_uses_given_sets(tiny_ratings):
 def test_u1_split_and_popularity_baseline(ml100k):
     train, test = load_split('u1')
     assert (len(train), len(test)) == (80000, 20000)
-    dls = split_dls(train, test)
+    dls = collab_dls(train, test)
     titles, users = list(dls.classes['title']), list(dls.classes['user'])
     train_pairs, test_pairs = encode_pairs(train, users, titles), encode_pairs(test, users, titles)
     assert (train_pairs > 0).all()

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons.data import DataError
+from collab_lessons.ratings import DataError
 from collab_lessons.fast import (FastDotProductBias, TensorLoader, encode_ids, evaluate, fast_loaders, fit_fast,
                                  fit_lazy, lazy_step)
 

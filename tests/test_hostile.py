@@ -17,10 +17,10 @@ import torch
 from fastai.data.external import fastai_cfg
 
 import collab_lessons.model_files as mf
-from collab_lessons import data
+from collab_lessons import ratings as data
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import main
-from collab_lessons.data import DataError, load_split, read_ratings, read_titles
+from collab_lessons.ratings import DataError, load_split, read_ratings, read_titles
 from collab_lessons.interpret import UnknownNameError
 from collab_lessons.model_files import ModelFileError, load_model, model_record, save_model
 from collab_lessons.recommend import recommend, recommend_new_user
@@ -126,7 +126,7 @@ def test_u_item_in_utf8_or_latin1_is_decoded(tmp_path, encoding):
 
 
 def test_real_u_item_decodes_the_same_as_latin1_or_utf8(tmp_path):
-    from collab_lessons.data import ml100k_folder
+    from collab_lessons.ratings import ml100k_folder
     item = ml100k_folder()/'u.item'
     if not item.exists(): pytest.skip('ML-100k not present')
     original = read_titles(item)
@@ -332,11 +332,12 @@ def test_negative_n_is_a_usage_error(model, model_file, capsys):
         assert e.value.code == 2 and 'error: argument -n: must be a whole number of 1 or more' in capsys.readouterr().err
 
 
-def test_rate_file_in_wrong_encoding_exits_2(tmp_path, model_file, capsys):
+def test_rate_file_in_wrong_encoding_exits_3(tmp_path, model_file, capsys):
     f = write(tmp_path/'mine.txt', 'Caf\xe9 (1990)=4\n'.encode('latin-1'))
-    assert main(['rate', '--file', str(f), '--model', model_file]) == 2
+    assert main(['rate', '--file', str(f), '--model', model_file]) == 3
     err = capsys.readouterr().err
-    assert f'error: {f} is not UTF-8 text (byte 0xe9 at offset 3): save it as UTF-8' in err and len(err.splitlines()) == 1
+    assert f'error: {f} is in the wrong encoding: byte 0xe9 at offset 3 is not UTF-8. Save it again as UTF-8' in err
+    assert len(err.splitlines()) == 1
 
 
 def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):

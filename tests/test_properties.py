@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from collab_lessons.bias import DotProductBias
-from collab_lessons.data import DataError, read_ratings, read_titles
+from collab_lessons.ratings import DataError, read_ratings, read_titles
 from collab_lessons.from_scratch import to_scratch
 from collab_lessons.prediction_range import DotProductRange
 
