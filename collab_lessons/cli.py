@@ -58,6 +58,12 @@ _KOREAN = {  # one Korean sentence per kind of error; the English detail after i
     'error': '예상하지 못한 오류가 났어요. --debug를 붙여 다시 실행하면 추적 정보(traceback)가 나와요.',
 }
 
+# %% ../nbs/89_cli.ipynb #6b0706a2
+def _one_line(text):
+    "`text` on one line: line breaks become spaces, other control characters (in a file name, say) escapes such as `\\x85`."
+    text = ' '.join(str(text).split('\n')).strip()
+    return ''.join(c if c.isprintable() else c.encode('unicode_escape').decode() for c in text)
+
 # %% ../nbs/89_cli.ipynb #f2b72e87
 _EPILOG = f"""exit codes: 0 ok, 1 unexpected error, 2 bad arguments or ratings, 3 data missing or invalid,
 4 model file missing, damaged or foreign, or the disk full while saving, 5 unknown user id or movie title
@@ -175,7 +181,7 @@ def _add_bench_command(sub, common):
 class _Parser(argparse.ArgumentParser):
     "An `ArgumentParser` whose usage errors are one line in Korean and English, like the other errors of the command."
     def error(self, message):
-        self.exit(EXIT_CODES['usage'], f"{self.prog}: 오류: {_KOREAN['usage']} / error: {message}. See {self.prog} --help.\n")
+        self.exit(EXIT_CODES['usage'], f"{self.prog}: 오류: {_KOREAN['usage']} / error: {_one_line(message)}. See {self.prog} --help.\n")
 
 # %% ../nbs/89_cli.ipynb #8c59aa93
 def build_parser():
@@ -321,7 +327,7 @@ def _english(error, kind):
     "The English detail of `error` on one line."
     stopped = {'interrupted': 'interrupted with Ctrl-C', 'terminated': 'stopped by SIGTERM', 'hangup': 'stopped by SIGHUP'}
     if kind in stopped: return f'{stopped[kind]}. Files are written whole or not at all; run the command again.'
-    detail = ' '.join(str(error).split('\n')).strip() or '(no message)'
+    detail = _one_line(str(error)) or '(no message)'
     if kind == 'error': return f"unexpected {type(error).__name__}: {detail}. Rerun with --debug to see the traceback."
     return detail
 

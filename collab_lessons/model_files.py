@@ -11,6 +11,7 @@ __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'COURSE_FILES', 'WEIGHT_SHAPES', 'Mo
 
 # %% ../nbs/88_model_files.ipynb #313110e1
 import errno
+import io
 import math
 import os
 import pickle
@@ -202,22 +203,28 @@ def _unreadable(path, error):
             "Save or train the model again, or pass a model file made by `save_model`.")
 
 # %% ../nbs/88_model_files.ipynb #963c10c4
+def _read_bytes(path):
+    "The bytes of the model file at `path`; `ModelFileError` saying why when it cannot be read (missing, a folder, a bad name)."
+    try: return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path} not found. Train a model first (`collab-lessons course` or `collab-lessons train`) "
+                             "or pass the path of an existing model file.") from None
+    except IsADirectoryError:
+        inside = f", e.g. {path/'model.pt'}" if (path/'model.pt').is_file() else ''
+        raise ModelFileError(f"{path} is a folder, not a model file: pass the model file itself{inside}.") from None
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e}): check the path.") from None
+
 def _read_record(path):
     "The plain-data record in the model file at `path`, read with `weights_only=True`; `ModelFileError` otherwise."
     path = Path(path)
-    if path.is_dir():
-        inside = f", e.g. {path/'model.pt'}" if (path/'model.pt').is_file() else ''
-        raise ModelFileError(f"{path} is a folder, not a model file: pass the model file itself{inside}.")
-    if not path.is_file():
-        raise ModelFileError(f"{path} not found. Train a model first (`collab-lessons course` or `collab-lessons train`) "
-                             "or pass the path of an existing model file.")
-    try: return torch.load(path, map_location='cpu', weights_only=True)
+    data = _read_bytes(path)
+    try: return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if 'global' in str(e).lower():
             raise ModelFileError(f"{path} holds Python objects other than tensors and plain data, so it was not opened "
                                  "(nothing in it was run). Only load model files made by `save_model`.") from None
         raise ModelFileError(_unreadable(path, e)) from None
-    except PermissionError: raise ModelFileError(f"{path} cannot be read (permission denied): check its permissions.") from None
     except Exception as e: raise ModelFileError(_unreadable(path, e)) from None
 
 # %% ../nbs/88_model_files.ipynb #9b3a60f3

@@ -121,7 +121,9 @@ def parse_ratings(items, where='argument'):
 def read_rate_file(path):
     "The `TITLE=RATING` lines of the UTF-8 text file at `path` (blank lines and `#` comments skipped) as a dict."
     path = Path(path)
-    if path.is_dir(): raise DataError(f"{path} is a folder: pass a text file with one TITLE=RATING per line.")
-    if not path.is_file(): raise DataError(f"{path} not found: write one TITLE=RATING per line there.")
-    lines = [l.strip() for l in decode_text(path, path.read_bytes()).splitlines()]
+    try: data = path.read_bytes()
+    except FileNotFoundError: raise DataError(f"{path} not found: write one TITLE=RATING per line there.") from None
+    except IsADirectoryError: raise DataError(f"{path} is a folder: pass a text file with one TITLE=RATING per line.") from None
+    except (OSError, ValueError) as e: raise DataError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e}): check the path.") from None
+    lines = [l.strip() for l in decode_text(path, data).splitlines()]
     return parse_ratings([l for l in lines if l and not l.startswith('#')], where=f'{path}, rating')

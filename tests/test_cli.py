@@ -331,3 +331,18 @@ def test_titles_match_in_any_unicode_form_case_and_spacing(capsys, tmp_path):
         assert code == 0 and json.loads(out)['title'] == 'Misérables, Les (1995)'
     code, out, _ = quiet_run(capsys, 'rate', unicodedata.normalize('NFD', 'AMÉLIE (2001)=5'), '--model', str(path), '--json')
     assert code == 0 and json.loads(out)['rated'] == {'Amélie (2001)': 5.0}
+
+
+def test_control_characters_in_names_stay_on_one_line(capsys, tmp_path):
+    code, out, err = run(capsys, 'recommend', '--user', '1', '--model', str(tmp_path/'a\x85b.pt'))
+    assert code == 4 and f"{tmp_path}/a\\x85b.pt not found" in one_line(err, 'model_file')  # str.splitlines splits at \x85
+    with pytest.raises(SystemExit) as e: main(['similar', 'x', '\x1e'])
+    assert e.value.code == 2 and 'unrecognized arguments: \\x1e.' in one_line(capsys.readouterr().err, 'usage')
+
+
+def test_unreadable_paths_are_errors_not_crashes(capsys, tmp_path, model_file):
+    long = str(tmp_path/('x' * 300))
+    code, _, err = run(capsys, 'recommend', '--user', '1', '--model', long)
+    assert code == 4 and 'cannot be read (File name too long)' in one_line(err, 'model_file')
+    code, _, err = run(capsys, 'rate', '--file', long, '--model', model_file)
+    assert code == 3 and 'cannot be read (File name too long)' in one_line(err, 'data')
