@@ -336,8 +336,8 @@ def test_titles_match_in_any_unicode_form_case_and_spacing(capsys, tmp_path):
 def test_control_characters_in_names_stay_on_one_line(capsys, tmp_path):
     code, out, err = run(capsys, 'recommend', '--user', '1', '--model', str(tmp_path/'a\x85b.pt'))
     assert code == 4 and f"{tmp_path}/a\\x85b.pt not found" in one_line(err, 'model_file')  # str.splitlines splits at \x85
-    with pytest.raises(SystemExit) as e: main(['similar', 'x', '\x1e'])
-    assert e.value.code == 2 and 'unrecognized arguments: \\x1e.' in one_line(capsys.readouterr().err, 'usage')
+    with pytest.raises(SystemExit) as e: main(['similar', 'x', '\x07'])
+    assert e.value.code == 2 and 'unrecognized arguments: \\x07.' in one_line(capsys.readouterr().err, 'usage')
 
 
 def test_unreadable_paths_are_errors_not_crashes(capsys, tmp_path, model_file):
