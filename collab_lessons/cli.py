@@ -19,9 +19,8 @@ import json
 import math
 import signal
 import sys
-import threading
 import traceback
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pandas as pd
@@ -33,8 +32,8 @@ from .dot_product import valid_scores
 from .evaluate import evaluate_ratings
 from .fastai_models import make_learner
 from .interpret import UnknownNameError, find_title, find_user, similar_movies
-from .model_files import (COURSE_FILES, ModelFileError, OutputPathError, _disk_full, check_output_file,
-                                        check_output_folder, load_model, save_course, save_learner)
+from .model_files import (COURSE_FILES, ModelFileError, OutputPathError, Stopped, _disk_full, check_output_file,
+                                        check_output_folder, load_model, save_course, save_learner, stop_on_signals)
 from .recommend import parse_ratings, read_rate_file, recommend, recommend_new_user, seen_by
 
 # %% ../nbs/89_cli.ipynb #2eef4e3e
@@ -307,15 +306,9 @@ def cmd_rate(args):
     return EXIT_CODES['ok']
 
 # %% ../nbs/89_cli.ipynb #8c1a0004
-class _Stopped(KeyboardInterrupt):
-    "Raised by SIGTERM or SIGHUP, so that the clean-up of Ctrl-C (temporary files removed, old files kept) runs for them too."
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
 def _error_kind(error):
     "The kind of `error`: a key of `EXIT_CODES` and `_KOREAN` ('error' for exceptions that are not the project's own)."
-    if isinstance(error, _Stopped): return 'hangup' if error.signum == signal.SIGHUP else 'terminated'
+    if isinstance(error, Stopped): return 'hangup' if error.signum == signal.SIGHUP else 'terminated'
     if isinstance(error, KeyboardInterrupt): return 'interrupted'
     if _disk_full(error): return 'disk_full'
     kinds = [(UnknownNameError, 'unknown_name'), (ModelFileError, 'model_file'), (OutputPathError, 'output'),
@@ -356,23 +349,11 @@ def _fail(args, error):
     return code
 
 # %% ../nbs/89_cli.ipynb #2dc46316
-@contextmanager
-def _signals_stop():
-    "Within this context SIGTERM and SIGHUP raise `_Stopped` in the main thread; the previous handlers come back after it."
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    def stop(signum, frame): raise _Stopped(signum)
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try: yield
-    finally:
-        for s, handler in old.items(): signal.signal(s, handler)
-
 def main(argv=None):
     "Run the `collab-lessons` command line with `argv` (default: `sys.argv[1:]`) and return its exit code."
     args = build_parser().parse_args(argv)
     args.stdout = sys.stdout  # the results; whatever else the work prints goes to stderr (nowhere with --quiet)
     try:
-        with _signals_stop(), redirect_stdout(io.StringIO() if args.quiet else sys.stderr):
+        with stop_on_signals(), redirect_stdout(io.StringIO() if args.quiet else sys.stderr):
             return COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt) as e: return _fail(args, e)

@@ -7,7 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/model_files.html.md"""
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'COURSE_FILES', 'WEIGHT_SHAPES', 'ModelFileError', 'model_record', 'OutputPathError',
            'check_output_file', 'atomic_write', 'atomic_save', 'save_model', 'save_learner', 'check_output_folder',
-           'atomic_folder', 'save_course', 'SavedModel', 'load_model']
+           'atomic_folder', 'save_course', 'Stopped', 'stop_on_signals', 'SavedModel', 'load_model']
 
 # %% ../nbs/88_model_files.ipynb #313110e1
 import errno
@@ -16,7 +16,9 @@ import math
 import os
 import pickle
 import shutil
+import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,6 +191,26 @@ def save_course(out, table, learn, ratings, dataset):
         for name, fig in plots.items(): fig.savefig(folder/name, format='png', dpi=100)
     atomic_folder(check_output_folder(out, COURSE_FILES), write)
     return [Path(out)/name for name in COURSE_FILES]
+
+# %% ../nbs/88_model_files.ipynb #646eeba4
+class Stopped(KeyboardInterrupt):
+    "Raised by SIGTERM or SIGHUP inside `stop_on_signals`, so that the clean-up of Ctrl-C (temporary files removed, old files kept) runs."
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+# %% ../nbs/88_model_files.ipynb #08460af3
+@contextmanager
+def stop_on_signals(signums=(signal.SIGTERM, signal.SIGHUP)):
+    "Within this context the signals `signums` raise `Stopped` (in the main thread only); the previous handlers come back after it."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def stop(signum, frame): raise Stopped(signum)
+    old = {s: signal.signal(s, stop) for s in signums}
+    try: yield
+    finally:
+        for s, handler in old.items(): signal.signal(s, handler)
 
 # %% ../nbs/88_model_files.ipynb #3a57fb68
 def _first_line(error):

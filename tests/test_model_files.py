@@ -215,6 +215,8 @@ _DELETE = object()
     (('seen', torch.tensor([[1, 1], [9, 2]])), "'seen' points outside the vocabularies"),
     (('seen', torch.tensor([[1, -1]])), "'seen' points outside"),
     (('seen', torch.tensor([[1, 7]])), "'seen' points outside"),
+    (('seen', torch.tensor([[4, 1]])), "'seen' points outside"),  # the first index past the 4 users
+    (('seen', torch.tensor([[1, 5]])), "'seen' points outside"),  # the first index past the 5 titles
     (('seen', torch.tensor([1, 2])), r"'seen' is not an \(n, 2\) tensor"),
     (('seen', torch.tensor([[1.0, 2.0]])), r"'seen' is not an \(n, 2\) tensor"),
     (('seen', [[1, 1]]), r"'seen' is not an \(n, 2\) tensor"),
@@ -238,6 +240,10 @@ def test_a_folder_as_model_says_so(tmp_path, model):
     with pytest.raises(ModelFileError, match='is a folder, not a model file: pass the model file itself.$'): load_model(tmp_path)
     save_model(tmp_path/'model.pt', model, USERS, TITLES)
     with pytest.raises(ModelFileError, match=r"itself, e.g. .*model.pt.$"): load_model(tmp_path)
+
+
+def test_a_path_the_system_refuses_is_a_model_file_error(tmp_path):
+    with pytest.raises(ModelFileError, match=r'cannot be read \(File name too long\): check the path.$'): load_model(tmp_path/('x' * 300))
 
 
 def test_nan_weights_are_never_saved_over_a_good_file(tmp_path, model):
