@@ -138,10 +138,19 @@ def _check_nothing_half_written(root, before, argv):
         if p.is_dir() and (p/'results.csv').exists(): assert sorted(q.name for q in p.iterdir()) == sorted(COURSE_FILES)
 
 
+@contextlib.contextmanager
+def _inside(folder):
+    "Run the block with `folder` as the working folder (`contextlib.chdir` needs Python 3.11)."
+    before = os.getcwd()
+    os.chdir(folder)
+    try: yield
+    finally: os.chdir(before)
+
+
 def _run(words, root):
     "Exit code, stdout and stderr of `main(words)` run in the folder `root`; argparse's exits come back as codes too."
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(root), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _inside(root), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try: code = main(words)
         except SystemExit as e: code = e.code
     return code, out.getvalue(), err.getvalue()
