@@ -12,6 +12,8 @@ import time
 
 import torch
 
+from .measure import rating_metrics
+
 # %% ../nbs/93_bayesian_mf.ipynb #8a76b551
 def sample_wishart(scale, # (d, d) positive-definite scale matrix
                    df): # degrees of freedom, at least `d`
@@ -88,7 +90,7 @@ def fit_bpmf(train, # training `TensorLoader` (its `x` and `y` are used whole)
         total += _bpmf_predict(U, V, mu, valid.x)
         kept = sweep - burn_in + 1
         if every and (kept % every == 0 or sweep == n_samples - 1):
-            rmse = ((total / kept).clamp(*clip) - valid.y).pow(2).mean().sqrt().item()
+            rmse = rating_metrics((total / kept).clamp(*clip), valid.y)['rmse']
             history.append(dict(sweep=sweep + 1, seconds=time.perf_counter() - start, valid_rmse=rmse))
     preds = None if valid is None else (total / (n_samples - burn_in)).clamp(*clip)
     return preds, history

@@ -26,8 +26,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from .bench_report import add_bench_arguments
 from .course import COURSE_STEPS, FINAL_STEP, DivergedError, fit_learner, run_course
-from .ratings import DATASETS, SPLITS, DataError, collab_dls, load_ratings, load_split
+from .ratings import DATASETS, DataError, load_ratings
+from .splits import SPLITS, collab_dls, load_split
 from .dot_product import valid_scores
 from .evaluate import evaluate_ratings
 from .fastai_models import make_learner
@@ -164,17 +166,11 @@ def _add_query_commands(sub, common):
 
 # %% ../nbs/89_cli.ipynb #671d3805
 def _add_bench_command(sub, common):
-    "The `bench` command: the side-by-side benchmark of `collab_lessons.bench`."
-    b = sub.add_parser('bench', parents=[common], help='the side-by-side benchmark (scikit-surprise rows need the bench extra)',
-                       description='Train the reference recipe, the fast recipes, the best models and scikit-surprise on '
-                                   "ML-100k's u1 split and a random 20% split in one run; print ratios against the reference "
-                                   'and write bench.json and time_vs_rmse.png. Takes about 20 minutes on one CPU thread.')
-    b.add_argument('--out', default='bench_results', metavar='DIR', help='folder for bench.json and the plot (default: bench_results)')
-    b.add_argument('--repeats', type=int, default=1, help='repeats; the tables show medians (default: 1)')
-    b.add_argument('--threads', type=int, default=1, help='torch threads (default: 1)')
-    b.add_argument('--smoke', action='store_true', help='tiny settings that only check the code paths (seconds)')
-    b.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings (about 5 more minutes)')
-
+    "The `bench` command: the side-by-side benchmark of `collab_lessons.bench`, with the options `add_bench_arguments` defines."
+    add_bench_arguments(sub.add_parser('bench', parents=[common], help='the side-by-side benchmark (scikit-surprise rows need the bench extra)',
+                        description='Train the reference recipe, the fast recipes, the best models and scikit-surprise on '
+                                    "ML-100k's u1 split and a random 20% split in one run; print ratios against the reference "
+                                    'and write bench.json, bench.md and time_vs_rmse.png. Takes about 20 minutes on one CPU thread.'))
 
 # %% ../nbs/89_cli.ipynb #8c1a0003
 class _Parser(argparse.ArgumentParser):

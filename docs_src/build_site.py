@@ -255,6 +255,7 @@ def prepare(proc):
     (BOOK/f'{API_PAGE}.md').write_text(api_page(pages, titles, ids, cfg), encoding='utf-8')
     (BOOK/'_toc.yml').write_text(yaml.safe_dump(toc(entries), allow_unicode=True, sort_keys=False), encoding='utf-8')
     shutil.copy(DOCS_SRC/'_config.yml', BOOK/'_config.yml')
+    shutil.copytree(DOCS_SRC/'_templates', BOOK/'_templates')
     for css in [ROOT/'nbs'/'styles.css', DOCS_SRC/'site.css']: shutil.copy(css, BOOK/'_static'/css.name)
     copy_assets(proc)
     return entries

@@ -44,7 +44,7 @@ def test_readme_and_index_give_the_same_setup_commands():
 
 from collab_lessons.course import (FINAL_STEP, DivergedError, check_finite, course_learner, fit_learner, plot_scores,
                                    run_course)
-from collab_lessons.ratings import collab_dls
+from collab_lessons.splits import collab_dls
 
 
 def test_run_course_table_learners_and_log(tiny_ratings):

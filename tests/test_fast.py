@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from collab_lessons.ratings import DataError
-from collab_lessons.fast import (FastDotProductBias, TensorLoader, encode_ids, evaluate, fast_loaders, fit_fast,
+from collab_lessons.fast import (FastDotProductBias, TensorLoader, encode_ids, score_loader, fast_loaders, fit_fast,
                                  fit_lazy, lazy_step)
 
 
@@ -82,7 +82,7 @@ def test_fit_fast_and_fit_lazy_learn_low_rank_data():
     model = FastDotProductBias(len(c['user']), len(c['item']), 8)
     lazy = fit_lazy(model, train, valid, epochs=30, lr=0.1, l2=1e-3)
     assert lazy[-1]['valid_rmse'] < 0.8 * std
-    assert abs(evaluate(model, valid)[0] - lazy[-1]['valid_rmse']) < 1e-6
+    assert abs(score_loader(model, valid)['rmse'] - lazy[-1]['valid_rmse']) < 1e-6
 
 
 def test_blocked_loader_visits_every_row_once_and_stays_in_cells():
@@ -114,6 +114,6 @@ def test_fast_loaders_blocked_trains_like_the_plain_loader(tiny_ratings):
     torch.manual_seed(0)
     model = FastDotProductBias(len(classes['user']), len(classes['item']), 8)
     seen = TensorLoader(blocked.x.long(), blocked.y, bs=64)
-    before = evaluate(model, seen)[0]
+    before = score_loader(model, seen)['rmse']
     fit_lazy(model, blocked, epochs=5, lr=0.1)
-    assert evaluate(model, seen)[0] < before - 0.1     # it learns the ratings it was shown
+    assert score_loader(model, seen)['rmse'] < before - 0.1     # it learns the ratings it was shown

@@ -3,7 +3,7 @@ import torch
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 
 from collab_lessons.bias import DotProductBias
-from collab_lessons.ratings import collab_dls
+from collab_lessons.splits import collab_dls
 from collab_lessons.course import fit_learner
 from collab_lessons.fastai_models import MODEL_KINDS, compare_row, make_learner, to_embedding_dot_bias
 

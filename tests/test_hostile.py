@@ -20,7 +20,8 @@ import collab_lessons.model_files as mf
 from collab_lessons import ratings as data
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import main
-from collab_lessons.ratings import DataError, load_split, read_ratings, read_titles
+from collab_lessons.ratings import DataError, read_ratings, read_titles
+from collab_lessons.splits import load_split
 from collab_lessons.interpret import UnknownNameError
 from collab_lessons.model_files import ModelFileError, load_model, model_record, save_model
 from collab_lessons.recommend import recommend, recommend_new_user

@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from collab_lessons.fast import fast_loaders
 from collab_lessons.kernel_ae import (KernelAutoencoder, LocalKernelLayer, blend, blend_weight, fit_kernel_ae,
-                                      fit_kernel_ae_ensemble, predict_pairs, rating_matrix)
+                                      fit_kernel_ae_ensemble, reconstructed_ratings, rating_matrix)
 
 
 def _loaders(tiny_ratings):
@@ -54,7 +54,7 @@ def test_fit_kernel_ae_learns_and_scores_only_when_asked(tiny_ratings):
     assert history[-1]['loss'] < history[0]['loss']
     assert preds.shape == valid.y.shape and preds.min() >= 1 and preds.max() <= 5
     R, _ = rating_matrix(train, n_users, n_items)
-    assert torch.equal(preds, predict_pairs(model, R, valid.x))
+    assert torch.equal(preds, reconstructed_ratings(model, R, valid.x))
     _, quiet, _ = fit_kernel_ae(train, n_users, n_items, valid, epochs=2, n_hid=8, every=0)
     assert not any('valid_rmse' in h for h in quiet)
 

@@ -334,7 +334,7 @@ def test_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
 @pytest.fixture
 def course_parts(tiny_ratings):
     from collab_lessons.course import FINAL_STEP, course_learner
-    from collab_lessons.ratings import collab_dls
+    from collab_lessons.splits import collab_dls
     learn = course_learner(collab_dls(tiny_ratings, bs=16), n_factors=4)
     def table(mse): return pd.DataFrame([dict(step=FINAL_STEP, lesson='50_weight_decay', model='DotProductBias', wd=0.1,
                                               epochs=1, valid_mse=mse, valid_rmse=mse ** 0.5, seconds=0.1)])

@@ -3,37 +3,9 @@ import pytest
 from fastai.tabular.core import TabWeightedDL
 
 from collab_lessons import ratings as data
-from collab_lessons.ratings import (DataError, collab_dls, distinct_fraction, load_ratings, load_split, random_split_index,
-                                   read_movielens, read_ratings, read_titles, split_random, verify_files)
+from collab_lessons.ratings import DataError, load_ratings, read_movielens, read_own_ratings, read_ratings, read_titles, verify_files
+from collab_lessons.splits import collab_dls
 
-
-def epoch_rows(dl):
-    "(user, item) index pairs of every row the loader yields in one epoch."
-    return [tuple(row) for xb, _ in dl for row in xb.tolist()]
-
-
-def test_shuffle_visits_every_training_row_exactly_once(tiny_ratings):
-    dls = collab_dls(tiny_ratings, bs=16)
-    rows = epoch_rows(dls.train)
-    assert len(rows) == len(dls.train.dataset) and len(set(rows)) == len(rows)
-    assert distinct_fraction(dls.train) == 1.0
-
-
-def test_fastai_default_loader_samples_with_replacement(tiny_ratings):
-    # The regression the course works around: if this starts failing, fastai fixed its loader.
-    dls = collab_dls(tiny_ratings, bs=16, dl_type=TabWeightedDL, drop_last=True)
-    assert distinct_fraction(dls.train) < 0.8
-
-
-def test_collab_dls_is_reproducible(tiny_ratings):
-    first, second = collab_dls(tiny_ratings, bs=16), collab_dls(tiny_ratings, bs=16)
-    assert epoch_rows(first.train) == epoch_rows(second.train)
-    assert first.valid.items.index.tolist() == second.valid.items.index.tolist()
-
-
-def test_collab_dls_names_missing_column(tiny_ratings):
-    with pytest.raises(DataError, match=r"no column\(s\) \['title'\]"):
-        collab_dls(tiny_ratings.drop(columns='title'))
 
 
 def test_bundled_latest_small_loads_offline():
@@ -52,12 +24,6 @@ def test_unknown_dataset_lists_choices():
 def test_ml100k_has_kolya(ml100k):
     assert ml100k.shape == (100_000, 5)
     assert ml100k.loc[ml100k.movie == 242, 'title'].unique().tolist() == ['Kolya (1996)']
-
-
-def test_ml100k_loaders_match_the_course(ml100k):
-    dls = collab_dls(ml100k)
-    assert (len(dls.classes['user']), len(dls.classes['title'])) == (944, 1665)
-    assert len(dls.train.dataset) == 80_000 and distinct_fraction(dls.train) == 1.0
 
 
 def test_download_failure_names_url_and_folder(monkeypatch):
@@ -111,65 +77,6 @@ def test_ratings_without_titles_are_reported():
     movies = pd.DataFrame(dict(movie=[5], title=['Five']))
     with pytest.raises(DataError, match=r'1 rated movie id\(s\) have no title in u.item, e.g. \[99999\]'):
         data.add_titles(ratings, movies, 'u.item')
-
-
-# --- one splitting implementation: the rows fastai's RandomSplitter picks, with clear errors
-
-def test_split_random_picks_randomsplitters_rows(tiny_ratings):
-    from fastai.data.transforms import RandomSplitter
-    for seed, pct in [(42, 0.2), (0, 0.1), (7, 0.5)]:
-        train_idx, valid_idx = RandomSplitter(valid_pct=pct, seed=seed)(range(len(tiny_ratings)))
-        train, valid = split_random(tiny_ratings, pct, seed)
-        assert valid.equals(tiny_ratings.iloc[list(valid_idx)].reset_index(drop=True))
-        assert train.equals(tiny_ratings.iloc[list(train_idx)].reset_index(drop=True))
-
-
-@pytest.mark.parametrize('pct', [0, 1, 1.5, -0.1, float('nan'), 1e-9])
-def test_split_random_refuses_shares_that_leave_a_side_empty(tiny_ratings, pct):
-    with pytest.raises(ValueError, match=f'valid_pct={pct}'): split_random(tiny_ratings, pct)
-
-
-def test_collab_dls_valid_set_is_split_randoms(tiny_ratings):
-    dls = collab_dls(tiny_ratings, bs=16, valid_pct=0.25, seed=3)
-    _, valid = split_random(tiny_ratings, 0.25, seed=3)
-    items = dls.valid.items  # codes into dls.classes
-    assert [dls.classes['title'][i] for i in items.title] == valid.title.tolist()
-    assert [dls.classes['user'][i] for i in items.user] == valid.user.tolist()
-
-
-def test_collab_dls_with_a_given_valid_set(tiny_ratings):
-    train, test = tiny_ratings.iloc[:200], tiny_ratings.iloc[200:]
-    dls = collab_dls(train, test, bs=16)
-    assert len(dls.train_ds) == len(train) and len(dls.valid_ds) == len(test)
-    assert dls.valid.items.rating.tolist() == test.rating.tolist()
-
-
-def test_collab_dls_matches_fastais_from_df(tiny_ratings):
-    from fastai.collab import CollabDataLoaders
-    ours, ref = collab_dls(tiny_ratings, bs=16), CollabDataLoaders.from_df(tiny_ratings, item_name='title', bs=16, seed=42)
-    assert ours.classes == ref.classes
-    assert ours.valid.items[['user', 'title', 'rating']].values.tolist() == ref.valid.items[['user', 'title', 'rating']].values.tolist()
-
-
-@pytest.mark.parametrize('kwargs, error, match', [
-    (dict(bs=0), ValueError, 'bs=0'), (dict(bs=-1), ValueError, 'bs=-1'), (dict(bs=2.5), ValueError, 'bs=2.5'),
-    (dict(valid_pct=0), ValueError, 'valid_pct=0'), (dict(valid_pct=-0.1), ValueError, 'valid_pct=-0.1'),
-    (dict(valid_pct=1.5), ValueError, 'valid_pct=1.5'),
-])
-def test_collab_dls_refuses_bad_arguments(tiny_ratings, kwargs, error, match):
-    with pytest.raises(error, match=match): collab_dls(tiny_ratings, **kwargs)
-
-
-@pytest.mark.parametrize('bad', [float('nan'), float('inf'), 'four'])
-def test_collab_dls_refuses_ratings_that_are_not_finite_numbers(tiny_ratings, bad):
-    df = tiny_ratings.astype({'rating': object})
-    df.loc[5, 'rating'] = bad
-    with pytest.raises(DataError, match='ratings, row 5'): collab_dls(df)
-
-
-def test_random_split_index_partitions_the_rows():
-    train, valid = random_split_index(1000, 0.3, seed=1)
-    assert len(valid) == 300 and sorted(train.tolist() + valid.tolist()) == list(range(1000))
 
 
 # --- one validation policy for every MovieLens format
@@ -244,8 +151,93 @@ def test_exercise_half_star_in_u_data(tmp_path):
     with pytest.raises(DataError, match='line 1: the rating is outside 1-5'): read_ratings(f)
 
 
-def test_exercise_overlap_of_two_random_splits():
-    ratings = load_ratings('ml-latest-small')
-    a = split_random(ratings, 0.2, seed=1)[1]
-    b = split_random(ratings, 0.2, seed=2)[1]
-    assert 0.18 < len(a.merge(b, on=['user', 'movie'])) / len(a) < 0.22
+@pytest.mark.parametrize('text', [
+    'userId,movieId,rating,timestamp\n1,10,4.5,964982703\n2,10,3,964982224\n',
+    'user_id\titem_id\tscore\n1\t10\t4.5\n2\t10\t3\n',
+    '1;10;4.5\n2;10;3\n',
+    ' User ,Product, Stars \n1,10,4.5\n2,10,3\n',
+])
+def test_own_ratings_in_several_dialects(tmp_path, text):
+    f = tmp_path/'r.csv'
+    f.write_text(text)
+    df = read_own_ratings(f)
+    assert df.user.tolist() == [1, 2] and df.movie.tolist() == [10, 10] and df.rating.tolist() == [4.5, 3.0]
+
+
+def test_own_ratings_parquet_with_string_ids_and_dates(tmp_path):
+    f = tmp_path/'r.parquet'
+    pd.DataFrame(dict(customer=['a', 'b'], asin=['B01', 'B02'], overall=[5, 1], date=['2020-01-02', '2021-03-04'])).to_parquet(f)
+    df = read_own_ratings(f)
+    assert df.user.tolist() == ['a', 'b'] and df.movie.tolist() == ['B01', 'B02'] and df.rating.tolist() == [5, 1]
+    assert df.timestamp.tolist() == [int(pd.Timestamp('2020-01-02', tz='UTC').timestamp()), int(pd.Timestamp('2021-03-04', tz='UTC').timestamp())]
+
+
+def test_own_ratings_named_columns(tmp_path):
+    f = tmp_path/'r.csv'
+    f.write_text('a,b,c,d\nx,1,2,9\ny,1,5,9\n')
+    df = read_own_ratings(f, user='a', item='b', rating='c')
+    assert df.columns.tolist() == ['user', 'movie', 'rating'] and df.user.tolist() == ['x', 'y']
+
+
+@pytest.mark.parametrize('text, kwargs, match', [
+    ('a,b,c\n1,2,3\n', {}, r'cannot tell which column holds the user, item, rating; its columns are \[.a., .b., .c.\]'),
+    ('user,item,rating\n1,2,x\n', {}, "line 2: column 'rating' holds 'x'"),
+    ('user,item,rating\n1,2,3\n1,2,4\n', {}, 'line 3: this user rated this item on an earlier line already'),
+    ('user,item,rating\n1,,3\n', {}, 'line 2: the item id is empty'),
+    ('user,item,rating\n1,2,inf\n', {}, 'line 2: the rating is not a finite number'),
+    ('user,item,rating,time\n1,2,3,yesterday\n', {}, "line 2: the timestamp 'yesterday' is neither"),
+    ('user,item,rating\n1,2,3\n', dict(user='uid'), "no column 'uid' for the users"),
+    ('1 2 3\n', {}, 'no tab, comma, semicolon'),
+    ('1,2,3,4,5\n', {}, 'has 5 columns and no header'),
+])
+def test_own_ratings_errors_name_the_file_line_and_fix(tmp_path, text, kwargs, match):
+    f = tmp_path/'r.csv'
+    f.write_text(text)
+    with pytest.raises(DataError, match=match) as e: read_own_ratings(f, **kwargs)
+    assert str(f) in str(e.value)
+
+
+def test_own_ratings_refuses_utf16_folders_and_broken_parquet(tmp_path):
+    (tmp_path/'u16.csv').write_bytes('user,item,rating\n1,2,3\n'.encode('utf-16'))
+    with pytest.raises(DataError, match='UTF-16'): read_own_ratings(tmp_path/'u16.csv')
+    with pytest.raises(DataError, match='not a file'): read_own_ratings(tmp_path)
+    (tmp_path/'bad.parquet').write_bytes(b'PAR1 not really')
+    with pytest.raises(DataError, match='not a readable Parquet file'): read_own_ratings(tmp_path/'bad.parquet')
+
+
+def test_own_ratings_train_with_the_course_loaders(tmp_path, tiny_ratings):
+    "String ids go through collab_dls like MovieLens ids."
+    f = tmp_path/'r.csv'
+    tiny_ratings.assign(user='u' + tiny_ratings.user.astype(str))[['user', 'movie', 'rating']].to_csv(f, index=False)
+    df = read_own_ratings(f)
+    dls = collab_dls(df, item_name='movie', bs=16)
+    assert len(dls.train_ds) + len(dls.valid_ds) == len(tiny_ratings) and dls.classes['user'][1].startswith('u')
+
+
+# --- load_ratings: a name, a MovieLens folder, or your own file, with titles from any titles file
+
+def test_load_ratings_from_movielens_1m_folder(tmp_path):
+    (tmp_path/'ratings.dat').write_text('1::1193::5::978300760\n2::661::3::978302109\n')
+    (tmp_path/'movies.dat').write_bytes('1193::One Flew Over the Cuckoo\'s Nest (1975)::Drama\n661::James and the Giant Peach (1996)::Animation\n'.encode('latin-1'))
+    df = load_ratings(str(tmp_path))
+    assert df.title.tolist() == ["One Flew Over the Cuckoo's Nest (1975)", 'James and the Giant Peach (1996)']
+
+
+def test_load_ratings_from_a_ml100k_copy_folder(tmp_path):
+    (tmp_path/'u.data').write_text('1\t2\t3\t881250949\n')
+    (tmp_path/'u.item').write_bytes(b'2|Caf\xe9 (1995)|01-Jan-1995||url|' + b'0|' * 18 + b'0\n')
+    assert load_ratings(tmp_path).title.tolist() == ['Café (1995)']
+
+
+def test_load_ratings_own_file_with_an_items_file(tmp_path):
+    (tmp_path/'r.csv').write_text('user,item,rating\nu1,B1,5\nu2,B2,4\n')
+    (tmp_path/'items.csv').write_text('item_id,title\nB1,First\nB2,Second\n')
+    assert load_ratings(tmp_path/'r.csv', items=tmp_path/'items.csv').title.tolist() == ['First', 'Second']
+    assert load_ratings(tmp_path/'r.csv').title.tolist() == ['B1', 'B2']      # untitled items show their id
+    (tmp_path/'items.csv').write_text('item_id,title\nB1,First\n')
+    with pytest.raises(DataError, match=r"1 rated movie id\(s\) have no title in .*items.csv, e.g. \['B2'\]"):
+        load_ratings(tmp_path/'r.csv', items=tmp_path/'items.csv')
+
+
+def test_load_ratings_unknown_name_or_missing_path():
+    with pytest.raises(DataError, match='or give the path of a ratings file or folder'): load_ratings('no/such/file.csv')

@@ -3,7 +3,7 @@ from fastai.learner import Learner
 from fastai.losses import MSELossFlat
 
 from collab_lessons.bias import DotProductBias
-from collab_lessons.ratings import collab_dls
+from collab_lessons.splits import collab_dls
 from collab_lessons.dot_product import rmse
 from collab_lessons.weight_decay import param_norms
 

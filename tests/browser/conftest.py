@@ -4,6 +4,7 @@ These tests run only with COLLAB_LESSONS_BROWSER=1 (as `.ci/run` does, after `ba
 `pytest` skips them. Screenshots go to $DOCS_SCREENSHOTS (default `docs_screenshots/`).
 """
 import os
+import re
 import shutil
 import threading
 from functools import partial
@@ -91,3 +92,22 @@ def shots():
     d = Path(os.environ.get('DOCS_SCREENSHOTS', ROOT/'docs_screenshots'))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def korean_fonts(page, locator):
+    "Installed fonts chromium really draws the text of `locator`'s element with that are Korean (empty: boxes or a fallback)."
+    locator.evaluate("e => e.setAttribute('data-font-probe', '1')")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send('DOM.enable')
+    cdp.send('CSS.enable')
+    root = cdp.send('DOM.getDocument', {'depth': -1})['root']['nodeId']
+    node = cdp.send('DOM.querySelector', {'nodeId': root, 'selector': '[data-font-probe]'})['nodeId']
+    fonts = cdp.send('CSS.getPlatformFontsForNode', {'nodeId': node})['fonts']
+    return [f['familyName'] for f in fonts
+            if re.search(r'nanum|cjk|kr|gothic|myeongjo', f['familyName'], re.I) and f['glyphCount'] > 0]
+
+
+@pytest.fixture
+def korean_font_check():
+    "`korean_fonts(page, locator)`, for tests in this folder."
+    return korean_fonts

@@ -75,18 +75,11 @@ def test_api_entry_links_back_to_its_lesson(page, base_url):
     assert page.locator('#dotproduct').is_visible()
 
 
-def test_korean_text_is_drawn_with_a_korean_font(page, base_url):
+def test_korean_text_is_drawn_with_a_korean_font(page, base_url, korean_font_check):
     page.goto(base_url + LESSON)
     heading = page.locator('article h1')
     assert heading.is_visible() and LESSON_TITLE in heading.inner_text()
-    cdp = page.context.new_cdp_session(page)
-    cdp.send('DOM.enable')
-    cdp.send('CSS.enable')
-    root = cdp.send('DOM.getDocument')['root']['nodeId']
-    node = cdp.send('DOM.querySelector', {'nodeId': root, 'selector': 'article p'})['nodeId']
-    fonts = cdp.send('CSS.getPlatformFontsForNode', {'nodeId': node})['fonts']
-    korean = [f for f in fonts if re.search(r'nanum|cjk|kr|gothic|myeongjo', f['familyName'], re.I) and f['glyphCount'] > 0]
-    assert korean, f"Korean prose is not drawn with a Korean font (boxes?): {fonts}"
+    assert korean_font_check(page, page.locator('article p').first), "Korean prose is not drawn with a Korean font (boxes?)"
 
 
 def test_stored_training_table_is_visible(page, base_url, shots):
@@ -132,7 +125,8 @@ def test_api_reference_covers_every_exported_name(page, base_url):
 
 
 def test_search_finds_a_class(page, base_url):
+    "The search page (Pagefind, see test_search.py) also finds code names."
     page.goto(base_url + 'search.html?q=DotProductBias')
-    results = page.locator('#search-results li')
+    results = page.locator('#pagefind-search .pagefind-ui__result-link')
     results.first.wait_for(timeout=15_000)
-    assert any('bias.html' in h for h in results.locator('a').evaluate_all('els => els.map(a => a.href)'))
+    assert any('bias.html' in h for h in results.evaluate_all('els => els.map(a => a.href)'))

@@ -1,0 +1,61 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from collab_lessons.bench_scale import check_scale, format_scale, read_speed, scale_one, scale_shape
+from collab_lessons.scale import ML25M_SHAPE
+
+
+def test_scale_shape_and_one_small_size():
+    assert scale_shape(ML25M_SHAPE['n_ratings']) == ML25M_SHAPE
+    assert scale_shape(1_000_000)['n_users'] == int(162_541 * 0.2)
+    row = scale_one(30_000, epochs=2)
+    assert row['n_ratings'] == 30_000 and row['loader_s'] > 0 and row['s_per_epoch'] > 0 and row['valid_rmse'] < 2
+    assert len(row['epoch_s']) == 2 and row['s_per_epoch'] == min(row['epoch_s'])   # the fastest epoch is kept
+    rows = [dict(row, size_x=1., epoch_x=1., us_per_rating=1.)]
+    assert '30,000' in format_scale(rows)
+
+
+def test_module_entry_point_scale_one():
+    "`python -m collab_lessons.bench_scale --one N` prints one JSON line: the path `--scale` uses per size."
+    out = subprocess.run([sys.executable, '-m', 'collab_lessons.bench_scale', '--one', '20000', '--epochs', '1'],
+                         capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert row['n_ratings'] == 20000 and row['peak_mb'] > 0
+
+
+def _scale_rows(per_rating_us):
+    "`run_scale`-like rows for 1M and 25M ratings with the given microseconds per rating."
+    rows = [dict(n_ratings=n, n_users=n // 150, n_items=n // 400, loader_s=2., peak_mb=2000., valid_rmse=.7, us_per_rating=us,
+                 s_per_epoch=us * n / 1e6)
+            for n, us in zip((1_000_000, 25_000_000), per_rating_us)]
+    for r in rows: r.update(size_x=r['n_ratings'] / 1e6, epoch_x=r['s_per_epoch'] / rows[0]['s_per_epoch'])
+    return rows
+
+
+def test_check_scale_verdicts():
+    ok = check_scale(_scale_rows((0.4, 0.48)))
+    assert all(t['ok'] for t in ok.values()) and ok['linear']['per_rating_x'] == pytest.approx(1.2)
+    slow = check_scale(_scale_rows((0.4, 1.3)))                # 32.5 s per epoch, 3.25x per rating
+    assert not slow['linear']['ok'] and not slow['epoch']['ok'] and slow['loader']['ok'] and slow['peak']['ok']
+
+
+
+def test_read_speed_times_both_readers_on_the_same_file():
+    speed = read_speed(20_000, log=lambda *a: None)
+    assert speed['read_ratings']['rows'] == speed['read_csv']['rows'] == 20_000
+    assert speed['time_x'] == pytest.approx(speed['read_ratings']['seconds'] / speed['read_csv']['seconds'])
+    assert speed['read_ratings']['peak_mb'] > 0
+
+
+def test_exercise_blocked_and_shuffled_epochs():
+    blocked, shuffled = scale_one(20_000, epochs=2), scale_one(20_000, epochs=2, block_rows=None)
+    assert blocked['valid_rmse'] < 1.2 and shuffled['valid_rmse'] < 1.2
