@@ -10,6 +10,7 @@ __all__ = ['UnknownNameError', 'closest_matches', 'find_index', 'find_title', 'f
 
 # %% ../nbs/80_interpret.ipynb #c58ef432
 import difflib
+import unicodedata
 
 import pandas as pd
 import torch
@@ -25,23 +26,31 @@ class UnknownNameError(LookupError):
         self.suggestions = list(suggestions)
 
 # %% ../nbs/80_interpret.ipynb #19f6596f
+def _same_form(name):
+    "`name` in Unicode NFC with runs of whitespace made one space and none at the ends, so look-alike spellings compare equal."
+    return ' '.join(unicodedata.normalize('NFC', str(name)).split())
+
+def _folded(name):
+    "`name` in the form that case-insensitive matching compares: `_same_form`, then case-folded."
+    return _same_form(name).casefold()
+
 def closest_matches(query, choices, n=5):
     "Up to `n` entries of `choices` most like `query`: case-insensitive substring hits first, then `difflib` look-alikes."
-    q = str(query).strip().lower()
-    names = {str(c).lower(): str(c) for c in choices}  # lower-case -> original spelling
+    q = _folded(query)
+    names = {_folded(c): str(c) for c in choices}  # folded -> original spelling
     hits = sorted((k for k in names if q and q in k), key=lambda k: -difflib.SequenceMatcher(None, q, k).ratio())
     fuzzy = difflib.get_close_matches(q, list(names), n=n, cutoff=0.5)
     return [names[k] for k in dict.fromkeys(hits + fuzzy)][:n]
 
 # %% ../nbs/80_interpret.ipynb #fc56238d
 def find_index(choices, query, what='name'):
-    "Position of `query` in `choices` (exact, then case-insensitive); otherwise `UnknownNameError` with the closest matches."
-    names = [str(c) for c in choices]
-    q = str(query).strip()
+    "Position of `query` in `choices` (same Unicode form, then case-insensitive); otherwise `UnknownNameError` with the closest matches."
+    names = [_same_form(c) for c in choices]
+    q = _same_form(query)
     if q != '#na#' and q in names: return names.index(q)
-    lower = [s.lower() for s in names]
-    if q.lower() != '#na#' and lower.count(q.lower()) == 1: return lower.index(q.lower())
-    suggestions = closest_matches(q, [s for s in names if s != '#na#'])
+    folded = [s.casefold() for s in names]
+    if q.casefold() != '#na#' and folded.count(q.casefold()) == 1: return folded.index(q.casefold())
+    suggestions = closest_matches(q, [str(c) for c, s in zip(choices, names) if s != '#na#'])
     hint = f" Did you mean: {'; '.join(suggestions)}?" if suggestions else " Check the spelling."
     raise UnknownNameError(f"Unknown {what} {query!r}: the model has no such {what}.{hint}", suggestions)
 

@@ -6,14 +6,17 @@ Docs: https://collab-lessons.github.io/collab-lessons/recommend.html.md"""
 
 # %% auto #0
 __all__ = ['encode_pairs', 'seen_by', 'predict_for_user', 'user_predictions', 'top_unseen', 'recommend', 'most_rated',
-           'bias_only', 'fold_in', 'check_rating', 'recommend_new_user']
+           'bias_only', 'fold_in', 'check_rating', 'recommend_new_user', 'parse_ratings', 'read_rate_file']
 
 # %% ../nbs/84_recommend.ipynb #ecc01ef3
+from pathlib import Path
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastai.layers import sigmoid_range
 
+from .ratings import DataError, decode_text
 from .interpret import factors_and_biases, find_title
 
 # %% ../nbs/84_recommend.ipynb #f4d0926d
@@ -102,3 +105,25 @@ def recommend_new_user(model, titles, rated, n=10, **kwargs):
     values = [check_rating(t, r) for t, r in rated.items()]
     vector, bias = fold_in(model, idxs, values, **kwargs)
     return top_unseen(predict_for_user(model, vector, bias), titles, idxs, n)
+
+# %% ../nbs/84_recommend.ipynb #19c6d372
+def parse_ratings(items, where='argument'):
+    "Turn `TITLE=RATING` strings into a dict title -> rating, with a `ValueError` naming the bad item."
+    rated = {}
+    for i, item in enumerate(items, 1):
+        title, sep, rating = str(item).rpartition('=')
+        if not sep or not title.strip():
+            raise ValueError(f"{where} {i} ({item!r}) is not TITLE=RATING; write e.g. \"Star Wars (1977)=5\".")
+        rated[title.strip()] = check_rating(title.strip(), rating.strip())
+    return rated
+
+# %% ../nbs/84_recommend.ipynb #725dacd2
+def read_rate_file(path):
+    "The `TITLE=RATING` lines of the UTF-8 text file at `path` (blank lines and `#` comments skipped) as a dict."
+    path = Path(path)
+    try: data = path.read_bytes()
+    except FileNotFoundError: raise DataError(f"{path} not found: write one TITLE=RATING per line there.") from None
+    except IsADirectoryError: raise DataError(f"{path} is a folder: pass a text file with one TITLE=RATING per line.") from None
+    except (OSError, ValueError) as e: raise DataError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e}): check the path.") from None
+    lines = [l.strip() for l in decode_text(path, data).splitlines()]
+    return parse_ratings([l for l in lines if l and not l.startswith('#')], where=f'{path}, rating')

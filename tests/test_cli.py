@@ -11,8 +11,9 @@ import torch
 
 import collab_lessons.cli as cli
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import EXIT_CODES, build_parser, main, parse_ratings, read_ratings_file
+from collab_lessons.cli import EXIT_CODES, build_parser, main
 from collab_lessons.model_files import save_model
+from collab_lessons.recommend import parse_ratings
 
 TITLES = ['#na#', 'Star Wars (1977)', 'Return of the Jedi (1983)', 'Toy Story (1995)', 'Fargo (1996)', 'Scream (1996)']
 USERS = ['#na#', 1, 2, 3]
@@ -129,18 +130,6 @@ def test_course_on_ml100k_then_recommend_similar_rate(ml100k, capsys, tmp_path):
     assert code == 0 and 'Star Wars (1977)' not in {r['title'] for r in json.loads(out)['recommendations']}
 
 
-def test_run_steps_table_and_final_learner(tiny_ratings):
-    from collab_lessons.cli import FINAL_STEP, run_steps
-    from collab_lessons.course import COURSE_STEPS
-    steps = [s for s in COURSE_STEPS if s['step'] in ('bias', FINAL_STEP)]
-    lines = []
-    table, final = run_steps(tiny_ratings, steps, epochs=1, show_progress=False, log=lines.append)
-    assert list(table.step) == ['bias', FINAL_STEP] and list(table.wd) == ['default', 0.1]
-    assert list(table.columns) == ['step', 'model', 'wd', 'epochs', 'valid_mse', 'valid_rmse', 'seconds']
-    assert final is not None and final.recorder.values[-1][1] == pytest.approx(table.valid_mse[1], abs=1e-4)
-    assert len(lines) == 2 and lines[0].startswith('  1/2 bias: valid MSE')
-
-
 # ---------------------------------------------------------------- errors: one line in Korean and English
 
 KOREAN = {kind: sentence for kind, sentence in cli._KOREAN.items()}
@@ -211,47 +200,6 @@ def test_disk_full_while_saving_is_one_line_exit_4(capsys, tmp_path, model_file,
     assert (tmp_path/'model.pt').read_bytes() == before
 
 
-# ---------------------------------------------------------------- course output files are written whole
-
-@pytest.fixture
-def course_parts(tiny_ratings):
-    from fastai.learner import Learner
-    from fastai.losses import MSELossFlat
-    from collab_lessons.splits import collab_dls
-    dls = collab_dls(tiny_ratings, bs=16)
-    learn = Learner(dls, DotProductBias(len(dls.classes['user']), len(dls.classes['title']), 4), loss_func=MSELossFlat())
-    def table(mse): return pd.DataFrame([dict(step=cli.FINAL_STEP, model='DotProductBias', wd=0.1, epochs=1,
-                                              valid_mse=mse, valid_rmse=mse ** 0.5, seconds=0.1)])
-    return table, learn, tiny_ratings
-
-
-@pytest.mark.parametrize('interrupt', ['results.csv', 'valid_mse.png'])
-def test_interrupted_course_output_leaves_old_files_whole(tmp_path, course_parts, monkeypatch, interrupt):
-    table, learn, ratings = course_parts
-    out = tmp_path/'out'
-    cli.save_course(out, table(1.0), learn, ratings, 'toy')
-    old = {p.name: p.read_bytes() for p in out.iterdir()}
-    def half_then_ctrl_c(target):
-        "Write half a file into `target` (a path or an open file), then stop as Ctrl-C would."
-        if target is not None:
-            with (open(target, 'wb') if isinstance(target, (str, Path)) else nullcontext(target)) as f: f.write(b'step,mo')
-        raise KeyboardInterrupt
-    if interrupt == 'results.csv':
-        monkeypatch.setattr(pd.DataFrame, 'to_csv', lambda self, path_or_buf=None, *a, **k: half_then_ctrl_c(path_or_buf))
-    else:
-        class HalfFigure:
-            def savefig(self, target, **kwargs): half_then_ctrl_c(target)
-        monkeypatch.setattr(cli, 'plot_scores', lambda table: HalfFigure())
-    with pytest.raises(KeyboardInterrupt): cli.save_course(out, table(0.5), learn, ratings, 'toy')
-    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # no temporary files left
-    new = {p.name: p.read_bytes() for p in out.iterdir()}
-    written_before = {'results.csv': ['model.pt'], 'valid_mse.png': ['model.pt', 'results.csv', 'results.json']}[interrupt]
-    assert all(new[name] == old[name] for name in old if name not in written_before)
-    if interrupt == 'valid_mse.png':
-        assert pd.read_csv(out/'results.csv').valid_mse.tolist() == [0.5]  # the new table, whole
-        assert json.loads((out/'results.json').read_text())[0]['valid_mse'] == 0.5
-
-
 @pytest.mark.slow
 def test_bench_command_smoke_writes_report(capsys, tmp_path, ml100k):
     "`collab-lessons bench --smoke` runs the whole benchmark path in tiny settings and writes bench.json and the plot."
@@ -266,3 +214,135 @@ def test_bench_command_smoke_writes_report(capsys, tmp_path, ml100k):
 def test_bench_command_refuses_zero_repeats(capsys, tmp_path):
     assert main(['bench', '--repeats', '0', '--out', str(tmp_path)]) == EXIT_CODES['usage']
     assert '--repeats' in capsys.readouterr().err and not (tmp_path/'bench.json').exists()
+
+
+# ---------------------------------------------------------------- checked before any work, nothing good destroyed
+
+@pytest.fixture
+def tiny_data(monkeypatch, tiny_ratings):
+    "`train` and `course` read `tiny_ratings` instead of a real dataset (a few hundred ratings: seconds to train)."
+    monkeypatch.setattr(cli, 'load_ratings', lambda name: tiny_ratings)
+    return tiny_ratings
+
+
+def quiet_run(capsys, *argv):
+    code, out, err = run(capsys, *argv, '--quiet')
+    assert len(err.splitlines()) == (0 if code == 0 else 1), err
+    return code, out, err
+
+
+def test_diverged_run_keeps_the_good_model(capsys, tmp_path, tiny_data):
+    good = tmp_path/'m.pt'
+    assert quiet_run(capsys, 'train', '--epochs', '1', '--factors', '4', '--out', str(good))[0] == 0
+    before = good.read_bytes()
+    code, out, err = quiet_run(capsys, 'train', '--epochs', '2', '--factors', '4', '--lr', '1e9', '--out', str(good), '--json')
+    assert code == EXIT_CODES['diverged'] == 7 and json.loads(out)['kind'] == 'diverged'
+    assert 'Training diverged' in one_line(err, 'diverged')
+    assert good.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['m.pt']
+
+
+@pytest.mark.parametrize('command', ['train', 'course'])
+def test_output_paths_are_checked_before_any_training(capsys, tmp_path, monkeypatch, command):
+    def no_training(*args, **kwargs): raise AssertionError('trained although the output path is bad')
+    monkeypatch.setattr(cli, 'load_ratings', no_training)
+    (tmp_path/'file').write_text('x')
+    (tmp_path/'mine').mkdir()
+    (tmp_path/'mine'/'notes.txt').write_text('x')
+    bad = {'train': [tmp_path/'file'/'m.pt', tmp_path, tmp_path/('x' * 300)],
+           'course': [tmp_path/'file', tmp_path/'file'/'out', tmp_path/'mine']}[command]
+    for out in bad:
+        code, _, err = quiet_run(capsys, command, '--out', str(out))
+        assert code == EXIT_CODES['output'] == 6 and one_line(err, 'output').startswith(('Cannot write', str(out)))
+    assert (tmp_path/'file').read_text() == 'x' and sorted(p.name for p in (tmp_path/'mine').iterdir()) == ['notes.txt']
+
+
+@pytest.mark.parametrize('argv', [
+    ['train', '--bs', '0'], ['train', '--bs', '-1'], ['train', '--epochs', '0'], ['train', '--epochs', '-1'],
+    ['train', '--factors', '-3'], ['train', '--factors', '0'], ['train', '--lr', '-1'], ['train', '--lr', '0'],
+    ['train', '--lr', 'nan'], ['train', '--lr', 'inf'], ['train', '--wd', 'NaN'], ['train', '--wd', '-0.1'],
+    ['train', '--lr', '-0.5'], ['train', '--seed', '-1'], ['train', '--seed', str(2**32)], ['train', '--epochs', '1e3'],
+    ['course', '--epochs', '0'], ['course', '--epochs', '-5'], ['course', '--epochs', '100001'],
+    ['similar', 'x', '--min-ratings', '-1'], ['recommend', '--user', '1', '-n', '0'],
+])
+def test_numeric_options_are_checked_when_parsed(capsys, argv):
+    with pytest.raises(SystemExit) as e: main(argv)
+    assert e.value.code == 2
+    detail = one_line(capsys.readouterr().err, 'usage')
+    assert f'argument {argv[-2]}: ' in detail and ('must be' in detail or 'invalid int value' in detail)
+
+
+def test_json_stdout_holds_only_the_json_object(capsys, tmp_path, monkeypatch, tiny_ratings):
+    def noisy_download(name):
+        print('\u2588\r', end='')  # what fastprogress draws while fastai downloads
+        print('downloading ...')
+        return tiny_ratings
+    monkeypatch.setattr(cli, 'load_ratings', noisy_download)
+    for extra in ([], ['--quiet']):
+        code, out, err = run(capsys, 'train', '--epochs', '1', '--factors', '4', '--out', str(tmp_path/'m.pt'), '--json', *extra)
+        assert code == 0 and json.loads(out)['model'] == 'DotProductBias'
+        assert ('downloading' in err) == (not extra)  # the noise goes to stderr, or nowhere with --quiet
+
+
+def test_course_json_and_folder(capsys, tmp_path, tiny_data):
+    out = tmp_path/'out'
+    code, stdout, _ = quiet_run(capsys, 'course', '--final-only', '--epochs', '1', '--out', str(out), '--json')
+    data = json.loads(stdout)
+    assert code == 0 and data['files'] == list(cli.COURSE_FILES) and data['results'][0]['wd'] == 0.1
+    assert sorted(p.name for p in out.iterdir()) == sorted(cli.COURSE_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out']
+
+
+def test_a_folder_as_model_is_named(capsys, tmp_path, model_file):
+    code, _, err = quiet_run(capsys, 'recommend', '--user', '1', '--model', str(tmp_path))
+    assert code == 4 and one_line(err, 'model_file') == f"{tmp_path} is a folder, not a model file: pass the model file itself, e.g. {tmp_path/'model.pt'}."
+
+
+@pytest.mark.parametrize('signame, code', [('SIGTERM', 143), ('SIGHUP', 129)])
+def test_sigterm_and_sighup_clean_up_like_ctrl_c(capsys, tmp_path, model_file, monkeypatch, signame, code):
+    import os, signal
+    from collab_lessons.model_files import atomic_write
+    target = tmp_path/'model.pt'
+    before = target.read_bytes()
+    def signalled_while_saving(args):
+        def write(f):
+            f.write(b'half a file')
+            os.kill(os.getpid(), getattr(signal, signame))
+            f.write(b'never reached')
+        atomic_write(target, write)
+    monkeypatch.setitem(cli.COMMANDS, 'recommend', signalled_while_saving)
+    handler = signal.getsignal(signal.SIGTERM)
+    got, out, err = quiet_run(capsys, 'recommend', '--user', '1', '--model', model_file, '--json')
+    kind = {'SIGTERM': 'terminated', 'SIGHUP': 'hangup'}[signame]
+    assert got == code == EXIT_CODES[kind] and json.loads(out)['exit_code'] == code
+    assert one_line(err, kind) == f'stopped by {signame}. Files are written whole or not at all; run the command again.'
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['model.pt']
+    assert signal.getsignal(signal.SIGTERM) is handler  # the previous handler is back
+
+
+def test_titles_match_in_any_unicode_form_case_and_spacing(capsys, tmp_path):
+    import unicodedata
+    titles = ['#na#', 'Misérables, Les (1995)', 'Amélie (2001)', 'Fargo (1996)']
+    torch.manual_seed(0)
+    path = save_model(tmp_path/'m.pt', DotProductBias(3, len(titles), 3), ['#na#', 1, 2], titles)
+    nfd = unicodedata.normalize('NFD', 'Misérables, Les (1995)')
+    assert nfd != 'Misérables, Les (1995)'
+    for typed in (nfd, nfd.upper(), '  misérables,   les (1995) '):
+        code, out, _ = quiet_run(capsys, 'similar', typed, '--min-ratings', '0', '--model', str(path), '--json')
+        assert code == 0 and json.loads(out)['title'] == 'Misérables, Les (1995)'
+    code, out, _ = quiet_run(capsys, 'rate', unicodedata.normalize('NFD', 'AMÉLIE (2001)=5'), '--model', str(path), '--json')
+    assert code == 0 and json.loads(out)['rated'] == {'Amélie (2001)': 5.0}
+
+
+def test_control_characters_in_names_stay_on_one_line(capsys, tmp_path):
+    code, out, err = run(capsys, 'recommend', '--user', '1', '--model', str(tmp_path/'a\x85b.pt'))
+    assert code == 4 and f"{tmp_path}/a\\x85b.pt not found" in one_line(err, 'model_file')  # str.splitlines splits at \x85
+    with pytest.raises(SystemExit) as e: main(['similar', 'x', '\x07'])
+    assert e.value.code == 2 and 'unrecognized arguments: \\x07.' in one_line(capsys.readouterr().err, 'usage')
+
+
+def test_unreadable_paths_are_errors_not_crashes(capsys, tmp_path, model_file):
+    long = str(tmp_path/('x' * 300))
+    code, _, err = run(capsys, 'recommend', '--user', '1', '--model', long)
+    assert code == 4 and 'cannot be read (File name too long)' in one_line(err, 'model_file')
+    code, _, err = run(capsys, 'rate', '--file', long, '--model', model_file)
+    assert code == 3 and 'cannot be read (File name too long)' in one_line(err, 'data')

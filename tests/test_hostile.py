@@ -270,7 +270,8 @@ def test_file_for_different_users_is_refused(tmp_path, model):
 @pytest.mark.parametrize('value', [float('nan'), float('inf')])
 def test_nan_weights_are_refused(tmp_path, model, value):
     with torch.no_grad(): model.movie_factors.weight[1, 0] = value
-    path = save_model(tmp_path/'m.pt', model, USERS, TITLES)
+    path = tmp_path/'m.pt'
+    torch.save(dict(model_record(DotProductBias(len(USERS), len(TITLES), 4), USERS, TITLES), weights=model.state_dict()), path)
     with pytest.raises(ModelFileError, match=r"NaN or infinite weights in \['movie_factors.weight'\]") as e: load_model(path)
     assert str(path) in str(e.value)
 
@@ -320,22 +321,24 @@ def test_n_zero_gives_an_empty_table_and_a_usage_error_in_the_cli(model, model_f
     recs = recommend(model, TITLES, 1, n=0)  # the library: an empty answer to an empty question
     assert len(recs) == 0 and list(recs.columns) == ['title', 'predicted_rating']
     for argv in (['recommend', '--user', '3'], ['similar', 'A (1990)'], ['rate', 'A (1990)=4']):
-        assert main(argv + ['-n', '0', '--model', model_file]) == 2  # the command line: most likely a typo
-        assert '/ error: -n must be 1 or more, not 0' in capsys.readouterr().err
+        with pytest.raises(SystemExit) as e: main(argv + ['-n', '0', '--model', model_file])  # the command line: most likely a typo
+        assert e.value.code == 2
+        assert '/ error: argument -n: must be a whole number of 1 or more: it is how many movies to show, not 0' in capsys.readouterr().err
 
 
 def test_negative_n_is_a_usage_error(model, model_file, capsys):
     with pytest.raises(ValueError, match='n must be 0 or more, not -1'): recommend(model, TITLES, 1, n=-1)
-    assert main(['recommend', '--user', '3', '-n', '-1', '--model', model_file]) == 2
-    assert 'error: -n must be 1 or more, not -1' in capsys.readouterr().err
-    assert main(['rate', 'A (1990)=4', '-n', '-5', '--model', model_file]) == 2
+    for argv in (['recommend', '--user', '3', '-n', '-1'], ['rate', 'A (1990)=4', '-n', '-5']):
+        with pytest.raises(SystemExit) as e: main(argv + ['--model', model_file])
+        assert e.value.code == 2 and 'error: argument -n: must be a whole number of 1 or more' in capsys.readouterr().err
 
 
-def test_rate_file_in_wrong_encoding_exits_2(tmp_path, model_file, capsys):
+def test_rate_file_in_wrong_encoding_exits_3(tmp_path, model_file, capsys):
     f = write(tmp_path/'mine.txt', 'Caf\xe9 (1990)=4\n'.encode('latin-1'))
-    assert main(['rate', '--file', str(f), '--model', model_file]) == 2
+    assert main(['rate', '--file', str(f), '--model', model_file]) == 3
     err = capsys.readouterr().err
-    assert f'error: {f} is not UTF-8 text (byte 0xe9 at offset 3): save it as UTF-8' in err and len(err.splitlines()) == 1
+    assert f'error: {f} is in the wrong encoding: byte 0xe9 at offset 3 is not UTF-8. Save it again as UTF-8' in err
+    assert len(err.splitlines()) == 1
 
 
 def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):

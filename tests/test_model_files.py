@@ -1,4 +1,5 @@
 import errno
+import json
 import io
 import os
 import pickle
@@ -174,3 +175,206 @@ def test_threads_saving_the_same_file_at_once(tmp_path, model, monkeypatch):
     saved = load_model(path).model.state_dict()  # whole, and the weights of one of the four
     assert any(all(torch.equal(saved[k], v) for k, v in m.state_dict().items()) for m in models)
     assert [p.name for p in tmp_path.iterdir()] == ['m.pt']
+
+
+# ---------------------------------------------------------------- every field of a model file is checked
+
+def _edit(record, path):
+    "Apply `path` = (keys..., new value) to a copy of `record` (nested dicts copied along the way)."
+    *keys, value = path
+    record = dict(record)
+    inner = record
+    for k in keys[:-1]:
+        inner[k] = dict(inner[k])
+        inner = inner[k]
+    if value is _DELETE: del inner[keys[-1]]
+    else: inner[keys[-1]] = value
+    return record
+
+_DELETE = object()
+
+@pytest.mark.parametrize('edit, message', [
+    (('info', [1, 2]), "'info' is a list, not a dict"),
+    (('info', 'n_factors', _DELETE), r"info\['n_factors'\] is None"),
+    (('info', 'n_factors', -4), r"info\['n_factors'\] is -4"),
+    (('info', 'n_factors', 4.0), r"info\['n_factors'\] is 4.0"),
+    (('info', 'n_factors', True), r"info\['n_factors'\] is True"),
+    (('info', 'n_factors', 5), 'do not fit its vocabularies'),
+    (('info', 'y_range', ['0', '5.5']), r"info\['y_range'\] is \['0', '5.5'\]"),
+    (('info', 'y_range', [5.5, 0.0]), 'lower one first'),
+    (('info', 'y_range', [0.0, float('nan')]), 'two finite numbers'),
+    (('info', 'y_range', [0.0]), 'two finite numbers'),
+    (('users', 'ab'), "'users' is not a non-empty list"),
+    (('users', []), "'users' is not a non-empty list"),
+    (('users', ['#na#', 3, 7, 1.5]), "'users' holds entries that are neither"),
+    (('titles', ['#na#', 'A (1990)', None, 'C (1992)', 'D (1993)']), "'titles' holds entries"),
+    (('weights', 'user_bias.weight', torch.zeros(4, 1, dtype=torch.long)), 'user_bias.weight is torch.Size'),
+    (('weights', 'user_bias.weight', [0.0] * 4), 'user_bias.weight is list'),
+    (('weights', 'movie_bias.weight', torch.zeros(5)), r'movie_bias.weight is torch.Size\(\[5\]\)'),
+    (('weights', 'extra', torch.zeros(1)), 'it needs exactly'),
+    (('seen', torch.tensor([[1, 1], [9, 2]])), "'seen' points outside the vocabularies"),
+    (('seen', torch.tensor([[1, -1]])), "'seen' points outside"),
+    (('seen', torch.tensor([[1, 7]])), "'seen' points outside"),
+    (('seen', torch.tensor([[4, 1]])), "'seen' points outside"),  # the first index past the 4 users
+    (('seen', torch.tensor([[1, 5]])), "'seen' points outside"),  # the first index past the 5 titles
+    (('seen', torch.tensor([1, 2])), r"'seen' is not an \(n, 2\) tensor"),
+    (('seen', torch.tensor([[1.0, 2.0]])), r"'seen' is not an \(n, 2\) tensor"),
+    (('seen', [[1, 1]]), r"'seen' is not an \(n, 2\) tensor"),
+    (('counts', torch.zeros(4, dtype=torch.long)), "'counts' is not a tensor of 5 whole numbers"),
+    (('counts', torch.zeros(5)), "'counts' is not a tensor of 5 whole numbers"),
+    (('counts', torch.tensor([0, 1, -2, 0, 0])), "'counts' holds negative numbers"),
+])
+def test_every_field_is_validated(tmp_path, model, ratings, edit, message):
+    record = model_record(model, USERS, TITLES, ratings)
+    torch.save(_edit(record, edit), tmp_path/'edited.pt')
+    with pytest.raises(ModelFileError, match=message) as e: load_model(tmp_path/'edited.pt')
+    assert str(e.value).startswith(f"{tmp_path/'edited.pt'} is damaged") and str(e.value).endswith('Save or train the model again.')
+
+
+def test_the_unedited_record_loads(tmp_path, model, ratings):
+    torch.save(model_record(model, USERS, TITLES, ratings), tmp_path/'plain.pt')
+    assert load_model(tmp_path/'plain.pt').info['n_factors'] == 4
+
+
+def test_a_folder_as_model_says_so(tmp_path, model):
+    with pytest.raises(ModelFileError, match='is a folder, not a model file: pass the model file itself.$'): load_model(tmp_path)
+    save_model(tmp_path/'model.pt', model, USERS, TITLES)
+    with pytest.raises(ModelFileError, match=r"itself, e.g. .*model.pt.$"): load_model(tmp_path)
+
+
+def test_a_path_the_system_refuses_is_a_model_file_error(tmp_path):
+    with pytest.raises(ModelFileError, match=r'cannot be read \(File name too long\): check the path.$'): load_model(tmp_path/('x' * 300))
+
+
+def test_nan_weights_are_never_saved_over_a_good_file(tmp_path, model):
+    from collab_lessons.course import DivergedError
+    good = save_model(tmp_path/'m.pt', model, USERS, TITLES)
+    before = good.read_bytes()
+    with torch.no_grad(): model.movie_factors.weight[1, 0] = float('nan')
+    with pytest.raises(DivergedError, match=r"\['movie_factors.weight'\]"): save_model(good, model, USERS, TITLES)
+    assert good.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['m.pt']
+
+
+# ---------------------------------------------------------------- output paths are checked before any work
+
+from collab_lessons.model_files import (COURSE_FILES, OutputPathError, atomic_folder, check_output_file, check_output_folder,
+                                        save_course)
+
+
+def test_check_output_file(tmp_path, monkeypatch):
+    (tmp_path/'f').write_text('x')
+    assert check_output_file(tmp_path/'new'/'deeper'/'m.pt') == tmp_path/'new'/'deeper'/'m.pt'
+    assert not (tmp_path/'new').exists()  # checking creates nothing
+    for path, message in [(tmp_path, 'is a folder: give the path of a file'), (tmp_path/'f'/'m.pt', 'f is a file, not a folder'),
+                          (tmp_path/'f'/'a'/'b.pt', 'f is a file, not a folder'), (tmp_path/('x' * 300), 'File name too long'),
+                          (f'{tmp_path}/a\0b', 'the path is not valid')]:
+        with pytest.raises(OutputPathError, match=message): check_output_file(path)
+    monkeypatch.setattr(mf.os, 'access', lambda path, mode: False)  # root ignores chmod, so the answer is faked
+    with pytest.raises(OutputPathError, match='is not writable'): check_output_file(tmp_path/'m.pt')
+
+
+def test_atomic_write_refuses_a_file_among_the_parents(tmp_path, model):
+    (tmp_path/'f').write_text('x')
+    with pytest.raises(OutputPathError, match='is a file, not a folder'): save_model(tmp_path/'f'/'m.pt', model, USERS, TITLES)
+
+
+def test_check_output_folder(tmp_path, monkeypatch):
+    (tmp_path/'f').write_text('x')
+    (tmp_path/'mine').mkdir()
+    (tmp_path/'mine'/'thesis.tex').write_text('x')
+    (tmp_path/'old').mkdir()
+    (tmp_path/'old'/'model.pt').write_text('x')
+    assert check_output_folder(tmp_path/'old', COURSE_FILES) == tmp_path/'old'
+    assert check_output_folder(tmp_path/'mine') == tmp_path/'mine'  # any content when no names are given
+    for path, message in [(tmp_path/'f', 'is a file: give a folder'), (tmp_path/'f'/'out', 'is a file, not a folder'),
+                          (tmp_path/'mine', r'holds other files \(thesis.tex\)'), ('.', 'current or a top folder'), ('/', 'top folder')]:
+        with pytest.raises(OutputPathError, match=message): check_output_folder(path, COURSE_FILES)
+    monkeypatch.chdir(tmp_path/'old')
+    with pytest.raises(OutputPathError, match='current'): check_output_folder(tmp_path/'old', COURSE_FILES)
+
+
+def _files(folder): return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_atomic_folder_swaps_in_one_runs_files(tmp_path):
+    out = tmp_path/'out'
+    def run(tag, names):
+        def write(folder):
+            for name in names: (folder/name).write_text(tag)
+        return write
+    atomic_folder(out, run('first', ['a', 'b', 'c']))
+    atomic_folder(out, run('second', ['a', 'b']))
+    assert _files(out) == {'a': b'second', 'b': b'second'}  # nothing left from the first run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out']  # no temporary or old folders
+
+
+@pytest.mark.parametrize('stop', [KeyboardInterrupt, OSError])
+def test_interrupted_folder_keeps_the_old_folder_whole(tmp_path, stop):
+    out = tmp_path/'out'
+    atomic_folder(out, lambda folder: [(folder/n).write_text('old') for n in 'ab'])
+    def half_then_stop(folder):
+        (folder/'a').write_text('new')
+        raise stop()
+    with pytest.raises(stop): atomic_folder(out, half_then_stop)
+    assert _files(out) == {'a': b'old', 'b': b'old'} and sorted(p.name for p in tmp_path.iterdir()) == ['out']
+
+
+def test_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+    out = tmp_path/'out'
+    atomic_folder(out, lambda folder: (folder/'a').write_text('old'))
+    real = os.replace
+    def fail_second(src, dst):
+        if str(src).endswith('.tmp'): raise KeyboardInterrupt  # between the two renames
+        return real(src, dst)
+    monkeypatch.setattr(mf.os, 'replace', fail_second)
+    with pytest.raises(KeyboardInterrupt): atomic_folder(out, lambda folder: (folder/'a').write_text('new'))
+    assert _files(out) == {'a': b'old'} and sorted(p.name for p in tmp_path.iterdir()) == ['out']
+
+
+@pytest.fixture
+def course_parts(tiny_ratings):
+    from collab_lessons.course import FINAL_STEP, course_learner
+    from collab_lessons.splits import collab_dls
+    learn = course_learner(collab_dls(tiny_ratings, bs=16), n_factors=4)
+    def table(mse): return pd.DataFrame([dict(step=FINAL_STEP, lesson='50_weight_decay', model='DotProductBias', wd=0.1,
+                                              epochs=1, valid_mse=mse, valid_rmse=mse ** 0.5, seconds=0.1)])
+    return table, learn, tiny_ratings
+
+
+def test_save_course_writes_every_file_and_a_loadable_model(tmp_path, course_parts):
+    table, learn, ratings = course_parts
+    paths = save_course(tmp_path/'out', table(1.0), learn, ratings, 'toy')
+    assert [p.name for p in paths] == list(COURSE_FILES) and sorted(_files(tmp_path/'out')) == sorted(COURSE_FILES)
+    assert load_model(tmp_path/'out'/'model.pt').info['valid_mse'] == 1.0
+    assert pd.read_csv(tmp_path/'out'/'results.csv').valid_mse.tolist() == [1.0]
+
+
+def test_interrupted_course_output_leaves_the_old_folder_whole(tmp_path, course_parts, monkeypatch):
+    table, learn, ratings = course_parts
+    out = tmp_path/'out'
+    save_course(out, table(1.0), learn, ratings, 'toy')
+    old = _files(out)
+    def ctrl_c_in_the_last_plot(self, target, **kwargs):
+        Path(target).write_bytes(b'half a png')
+        raise KeyboardInterrupt
+    from matplotlib.figure import Figure
+    monkeypatch.setattr(Figure, 'savefig', ctrl_c_in_the_last_plot)
+    with pytest.raises(KeyboardInterrupt): save_course(out, table(0.5), learn, ratings, 'toy')
+    assert _files(out) == old and sorted(p.name for p in tmp_path.iterdir()) == ['out']
+
+
+def test_two_course_runs_never_mix(tmp_path, course_parts):
+    table, learn, ratings = course_parts
+    out = tmp_path/'out'
+    save_course(out, table(1.0), learn, ratings, 'first')
+    (out/'results.json').unlink()  # a file the second run writes again
+    save_course(out, table(0.5), learn, ratings, 'second')
+    assert load_model(out/'model.pt').info['dataset'] == 'second' and pd.read_csv(out/'results.csv').valid_mse.tolist() == [0.5]
+    assert json.loads((out/'results.json').read_text())[0]['valid_mse'] == 0.5
+
+
+def test_save_course_refuses_a_folder_with_other_files(tmp_path, course_parts):
+    table, learn, ratings = course_parts
+    (tmp_path/'notes.txt').write_text('mine')
+    with pytest.raises(OutputPathError, match='holds other files'): save_course(tmp_path, table(1.0), learn, ratings, 'toy')
+    assert _files(tmp_path) == {'notes.txt': b'mine'}
