@@ -22,15 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelValidException
-from fastai.learner import Learner
-from fastai.losses import MSELossFlat
-from fastai.metrics import rmse
 from fastai.tabular.core import TabWeightedDL
 
 from .bayes import fit_bpmf_ensemble
 from .bench_report import add_bench_arguments, check_targets, load_targets, format_markdown, format_table, plot_curves, summarise
 from .bench_scale import check_scale, format_scale, read_speed, run_scale
 from .bias import DotProductBias
+from .course import course_learner
 from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, score_loader
 from .kernel_ae import blend, blend_weight, fit_kernel_ae_ensemble
 from .measure import measure, rating_metrics
@@ -64,8 +62,7 @@ def run_fastai(train, valid, epochs=5, lr=5e-3, wd=0.1, n_factors=50, final=Fals
     def fit():
         begin = time.perf_counter()
         dls = collab_dls(train, valid, item_name='movie', **dl_kwargs)  # movie ids, as the other models: 18 titles repeat
-        model = DotProductBias(len(dls.classes['user']), len(dls.classes['movie']), n_factors)
-        learn = Learner(dls, model, loss_func=MSELossFlat(), metrics=rmse, cbs=[EpochClock()] + ([SkipValidation()] if final else []))
+        learn = course_learner(dls, DotProductBias, n_factors, cbs=[EpochClock()] + ([SkipValidation()] if final else []))
         learn.setup_s = time.perf_counter() - begin
         with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, wd=wd)
         return learn

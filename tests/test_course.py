@@ -1,6 +1,7 @@
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from collab_lessons.course import COURSE_STEPS, lesson_scores, train_step
@@ -108,3 +109,18 @@ def test_plot_scores_has_one_bar_per_step():
     ax = plot_scores(table).axes[0]
     assert [p.get_width() for p in ax.patches] == [0.9, 0.8, 1.0]
     assert ax.get_xlim() == pytest.approx((0.7, 1.05))
+
+
+def test_lesson_70_rerun_reproduces_every_lessons_stored_score():
+    "The table lesson 70 stores from `run_course` holds the scores each lesson stored (the check that used to run in the lesson)."
+    import io, json
+    from collab_lessons.course import lesson_scores
+    nbs = Path(__file__).parents[1]/'nbs'
+    cells = json.loads((nbs/'70_summary.ipynb').read_text(encoding='utf-8'))['cells']
+    src = next(c for c in cells if 'run_course(load_ratings' in ''.join(c['source']))
+    text = next(''.join(o['data']['text/plain']) for o in src['outputs'] if o['output_type'] == 'execute_result')
+    blocks = [pd.read_csv(io.StringIO(b.replace('\\', '')), sep=r'\s+') for b in text.split('\n\n')]  # pandas wraps wide tables
+    rerun = pd.concat(blocks, axis=1).set_index('step').valid_mse
+    stored = lesson_scores(nbs).set_index('step').valid_mse
+    assert sorted(rerun.index) == sorted(stored.index)
+    assert ((rerun - stored[rerun.index]).abs() <= 1e-4).all(), (rerun, stored)
