@@ -129,6 +129,10 @@ def _add_training_commands(sub, common):
     t = sub.add_parser('train', parents=[common], help='train one model and save it',
                        description='Train one dot-product model with the given recipe and save it as a safe model file.')
     t.add_argument('--dataset', choices=DATASETS, default='ml-100k', help='ratings to train on (default: ml-100k)')
+    t.add_argument('--ratings', metavar='PATH', help='your own ratings instead: a CSV/TSV/Parquet file or a MovieLens folder')
+    t.add_argument('--items', metavar='PATH', help='titles of the items in --ratings (an id and a title column)')
+    for role in ('user', 'item', 'rating'):
+        t.add_argument(f'--{role}-col', metavar='NAME', help=f'the column of --ratings that holds the {role} (default: found from the header)')
     t.add_argument('--split', choices=('random',) + SPLITS, default='random',
                    help="'random' (80/20, seeded) or an ML-100k canonical split such as u1 (default: random)")
     t.add_argument('--model-kind', choices=('bias', 'fastai_dot'), default='bias',
@@ -237,7 +241,8 @@ def cmd_course(args):
 def _train_dls(args):
     "DataLoaders for `train`, the ratings the model file records as seen, and the held-out ratings (or `None`)."
     if args.split == 'random':
-        ratings = load_ratings(args.dataset)
+        ratings = (load_ratings(args.ratings, items=args.items, user=args.user_col, item=args.item_col, rating=args.rating_col)
+                   if args.ratings else load_ratings(args.dataset))
         return collab_dls(ratings, bs=args.bs, seed=args.seed), ratings, None
     train, test = load_split(args.split)
     return collab_dls(train, test, bs=args.bs, seed=args.seed), pd.concat([train, test]), test
@@ -245,16 +250,18 @@ def _train_dls(args):
 # %% ../nbs/89_cli.ipynb #3c0c02ff
 def cmd_train(args):
     "The `train` command: train one dot-product model with the given recipe and save it."
-    if args.split != 'random' and args.dataset != 'ml-100k':
+    if args.split != 'random' and (args.dataset != 'ml-100k' or args.ratings):
         raise ValueError(f"--split {args.split} is one of ML-100k's canonical splits: use it with --dataset ml-100k, "
                          "or --split random.")
+    if not args.ratings and (args.items or args.user_col or args.item_col or args.rating_col):
+        raise ValueError("--items and the --*-col options describe a --ratings file: give --ratings PATH too.")
     check_output_file(args.out)
-    _say(args, f"Loading {args.dataset} ({args.split} split) ...")
+    _say(args, f"Loading {args.ratings or args.dataset} ({args.split} split) ...")
     dls, ratings, test = _train_dls(args)
     learn = make_learner(dls, args.model_kind, n_factors=args.factors)
     _say(args, f"Training {type(learn.model).__name__} for {args.epochs} epoch(s) on {len(dls.train_ds):,} ratings ...")
     seconds = fit_learner(learn, args.epochs, args.lr, args.wd, show_progress=_bars(args))
-    result = dict(model=type(learn.model).__name__, dataset=args.dataset, split=args.split, epochs=args.epochs,
+    result = dict(model=type(learn.model).__name__, dataset=str(args.ratings or args.dataset), split=args.split, epochs=args.epochs,
                   **{k: v for k, v in valid_scores(learn, 'train').items() if k != 'step'}, seconds=seconds)
     if test is not None:
         scores = evaluate_ratings(learn.model, list(dls.classes['user']), list(dls.classes['title']), test)

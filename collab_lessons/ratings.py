@@ -10,7 +10,7 @@ __all__ = ['ML100K_CHECKSUMS', 'MAX_ID', 'MAX_TIME', 'RATING_COLUMNS', 'DATASETS
            'read_titles', 'add_titles', 'read_movielens', 'bundled_path', 'read_latest_small', 'read_own_ratings',
            'read_item_titles', 'load_ratings']
 
-# %% ../nbs/81_ratings.ipynb #e773afd3
+# %% ../nbs/81_ratings.ipynb #a65ae492
 import gzip
 import hashlib
 import os
@@ -22,17 +22,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-# %% ../nbs/81_ratings.ipynb #429571f1
+# %% ../nbs/81_ratings.ipynb #688d0f69
 class DataError(Exception):
     "A dataset file is missing, incomplete or malformed; the message names the file and what to do."
 
-# %% ../nbs/81_ratings.ipynb #f774ad22
+# %% ../nbs/81_ratings.ipynb #91ecc176
 ML100K_CHECKSUMS = {
     'u.data': '06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490',
     'u.item': '553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701',
 }
 
-# %% ../nbs/81_ratings.ipynb #9f1d6c75
+# %% ../nbs/81_ratings.ipynb #3e9bc4de
 def sha256_of(path):
     "SHA-256 hex digest of the file at `path`, read in 1 MiB chunks."
     digest = hashlib.sha256()
@@ -40,7 +40,7 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b''): digest.update(chunk)
     return digest.hexdigest()
 
-# %% ../nbs/81_ratings.ipynb #6096ddaa
+# %% ../nbs/81_ratings.ipynb #15800471
 def verify_files(folder,     # folder that should hold the files
                  checksums):  # file name -> expected SHA-256 hex digest
     "Return `folder` if every file named in `checksums` is there with the expected SHA-256, else raise `DataError`."
@@ -55,7 +55,7 @@ def verify_files(folder,     # folder that should hold the files
                             f"Delete {folder} and download again.")
     return folder
 
-# %% ../nbs/81_ratings.ipynb #95a89c7f
+# %% ../nbs/81_ratings.ipynb #c551254b
 def ml100k_folder():
     "Where fastai keeps MovieLens 100k: `$FASTAI_HOME/data/ml-100k` (default `~/.fastai/data/ml-100k`)."
     from fastai.data.external import fastai_path
@@ -75,7 +75,7 @@ def ml100k_path():
                         "then try again.") from e
     return verify_files(path, ML100K_CHECKSUMS)
 
-# %% ../nbs/81_ratings.ipynb #ec7ee7cf
+# %% ../nbs/81_ratings.ipynb #2a5238cd
 def decode_text(path,           # the file the bytes came from, named in errors
                 data,           # the file's bytes
                 fallback=None): # encoding to try when the bytes are not UTF-8, e.g. 'latin-1'
@@ -89,11 +89,11 @@ def decode_text(path,           # the file the bytes came from, named in errors
         raise DataError(f"{path} is in the wrong encoding: byte {data[e.start]:#04x} at offset {e.start} is not UTF-8. "
                         "Save it again as UTF-8 text, or download it again.") from None
 
-# %% ../nbs/81_ratings.ipynb #6c91f360
+# %% ../nbs/81_ratings.ipynb #92f39779
 MAX_ID = 2**31 - 1  # ids are whole numbers from 1 to this
 MAX_TIME = 2**32 - 1  # timestamps are Unix times in whole seconds from 0 to this (the year 2106)
 
-# %% ../nbs/81_ratings.ipynb #315f546c
+# %% ../nbs/81_ratings.ipynb #7b3f0235
 def _raise_first(df, path, checks, first_line=1):
     "Raise `DataError` at the first line of `path` where one of `checks` (a list of (bad rows or a function giving them, problem)) finds a bad row."
     for bad, problem in checks:
@@ -112,14 +112,14 @@ def _id_checks(df, cols):
     return ([(df[col] != df[col].round(), f"column '{col}' holds a fractional id") for col in cols if _fractional(df[col])] +
             [(~df[col].between(1, MAX_ID), f"column '{col}' holds an id outside 1-{MAX_ID}") for col in cols])
 
-# %% ../nbs/81_ratings.ipynb #5d9d3d4e
+# %% ../nbs/81_ratings.ipynb #2497aaed
 def _repeated_pairs(df):
     "Rows whose (user, movie) pair is on an earlier row: sorting one int64 key finds out fast whether there are any."
     key = np.sort(df['user'].to_numpy(np.int64) * (MAX_ID + 1) + df['movie'].to_numpy(np.int64))
     if not (key[1:] == key[:-1]).any(): return np.zeros(len(df), dtype=bool)
     return df.duplicated(['user', 'movie']).to_numpy()
 
-# %% ../nbs/81_ratings.ipynb #5824acf5
+# %% ../nbs/81_ratings.ipynb #e2d3017e
 def check_ratings(df,          # columns `user`, `movie`, `rating` and optionally `timestamp`, all numbers
                   path,        # the file they came from, named in errors
                   low=1, high=5, # the dataset's rating range
@@ -134,7 +134,7 @@ def check_ratings(df,          # columns `user`, `movie`, `rating` and optionall
     _raise_first(df, path, checks, first_line)
     return df.astype({c: 'int64' for c in ('user', 'movie', 'timestamp') if c in df})
 
-# %% ../nbs/81_ratings.ipynb #ce838d54
+# %% ../nbs/81_ratings.ipynb #a615aa59
 def _first_line(path):
     "The first line of the (possibly gzipped) file `path`, decoded leniently and stripped."
     with (gzip.open if path.suffix == '.gz' else open)(path, 'rb') as f: return f.readline(1000).decode('utf-8-sig', 'replace').strip()
@@ -153,7 +153,7 @@ def _read_fast(path, n_cols, sep, header):
     ok = df.shape[1] == n_cols and all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes) and not df.isna().any().any()
     return df if ok else None
 
-# %% ../nbs/81_ratings.ipynb #29f60c1d
+# %% ../nbs/81_ratings.ipynb #548d328f
 def _read_lines(path, n_cols, what, sep, fallback=None, header=None):
     "The lines of the text file `path` split at `sep` into `n_cols` columns of strings; `DataError` naming the file and line otherwise."
     path = Path(path)
@@ -178,7 +178,7 @@ def _read_lines(path, n_cols, what, sep, fallback=None, header=None):
                         "check the delimiter or replace the file.")
     return pd.DataFrame(fields.tolist(), dtype=object)
 
-# %% ../nbs/81_ratings.ipynb #7ced12b0
+# %% ../nbs/81_ratings.ipynb #6099aa5a
 def _as_numbers(df, cols, path, first_line=1):
     "Convert `cols` of `df` to numbers, raising `DataError` at the first line of `path` that is not a number."
     for col in cols:
@@ -192,7 +192,7 @@ def _as_numbers(df, cols, path, first_line=1):
         df[col] = values
     return df
 
-# %% ../nbs/81_ratings.ipynb #44aca3bc
+# %% ../nbs/81_ratings.ipynb #9c4f418e
 RATING_COLUMNS = ['user', 'movie', 'rating', 'timestamp']
 
 def read_rating_file(path,          # a text file with one rating per line
@@ -211,12 +211,12 @@ def read_rating_file(path,          # a text file with one rating per line
     df = _read_lines(path, 4, what, sep, header=header).set_axis(RATING_COLUMNS, axis=1)
     return check_ratings(_as_numbers(df, RATING_COLUMNS, path, first), path, low, high, first)
 
-# %% ../nbs/81_ratings.ipynb #72a854bc
+# %% ../nbs/81_ratings.ipynb #03184388
 def read_ratings(path):
     "Read ML-100k's tab-separated `u.data` (or a `u1.base`-style split file) into checked columns `user`, `movie`, `rating`, `timestamp`."
     return read_rating_file(path, '\t', 'a MovieLens 100k ratings file (user, movie, rating, timestamp separated by tabs)')
 
-# %% ../nbs/81_ratings.ipynb #7bf4f93b
+# %% ../nbs/81_ratings.ipynb #7c33d8c0
 def _check_titles(df, path, ids=True):
     "Raise `DataError` at the first line of `path` with a bad (when `ids`, not a whole number) or repeated movie id or an empty or odd title."
     checks = (_id_checks(df, ['movie']) if ids else []) + [
@@ -231,7 +231,7 @@ def read_titles(path):
     df = _as_numbers(df[[0, 1]].set_axis(['movie', 'title'], axis=1), ['movie'], path)
     return _check_titles(df, path)
 
-# %% ../nbs/81_ratings.ipynb #b688a685
+# %% ../nbs/81_ratings.ipynb #318be0a8
 def add_titles(ratings, movies, source='the movie file'):
     "Merge `movies` titles into `ratings`, raising `DataError` if a rated movie has no title in `source`."
     missing = sorted(set(ratings['movie']) - set(movies['movie']))
@@ -240,7 +240,7 @@ def add_titles(ratings, movies, source='the movie file'):
                         "Use the movie file that belongs to these ratings.")
     return ratings.merge(movies)
 
-# %% ../nbs/81_ratings.ipynb #0ea72166
+# %% ../nbs/81_ratings.ipynb #93a6138a
 _ML_CSV_HEADER = 'userId,movieId,rating,timestamp'
 
 def read_movielens(path): # `ratings.dat` (ML-1M/10M) or `ratings.csv` (ML-20M/25M, latest-small), or a folder holding one
@@ -256,7 +256,7 @@ def read_movielens(path): # `ratings.dat` (ML-1M/10M) or `ratings.csv` (ML-20M/2
         return read_rating_file(path, ',', 'a MovieLens ratings.csv', 0.5, 5, header=_ML_CSV_HEADER)
     raise DataError(f"{path}: expected a .dat (ML-1M/10M) or .csv (ML-20M/25M) file.")
 
-# %% ../nbs/81_ratings.ipynb #2ef9e58a
+# %% ../nbs/81_ratings.ipynb #7b0cb492
 def bundled_path():
     "Folder of the ml-latest-small copy shipped inside the package (with its licence `README.txt`)."
     return Path(str(files('collab_lessons')))/'datasets'/'ml-latest-small'
@@ -268,9 +268,9 @@ def read_latest_small(folder=None):
     movies = pd.read_csv(folder/'movies.csv.gz', usecols=['movieId', 'title']).rename(columns={'movieId': 'movie'})
     return ratings, _check_titles(movies, folder/'movies.csv.gz')
 
-# %% ../nbs/81_ratings.ipynb #c6b4464f
+# %% ../nbs/81_ratings.ipynb #8be4cbaa
 _ROLE_NAMES = dict(user={'user', 'userid', 'uid', 'customer', 'customerid', 'reviewer', 'reviewerid', 'member', 'memberid'},
-                   movie={'movie', 'movieid', 'item', 'itemid', 'iid', 'product', 'productid', 'asin', 'book', 'isbn', 'title'},
+                   movie={'movie', 'movieid', 'item', 'itemid', 'iid', 'product', 'productid', 'asin', 'sku', 'book', 'isbn', 'title'},
                    rating={'rating', 'score', 'stars', 'overall', 'value', 'rate'},
                    timestamp={'timestamp', 'time', 'ts', 'unixtime', 'date', 'datetime'})
 
@@ -291,7 +291,7 @@ def _role_columns(columns, path, given):
                         f"its columns are {list(columns)}. Name them (--user-col, --item-col, --rating-col, or user=, item=, rating=).")
     return found
 
-# %% ../nbs/81_ratings.ipynb #b25785cd
+# %% ../nbs/81_ratings.ipynb #39bae8b2
 def _sniff(path, sep):
     "The separator of the text file `path` (the given `sep`, else the most frequent of tab , ; | in its first line) and whether that line is a header."
     with open(path, 'rb') as f: head = f.read(1 << 16)
@@ -303,7 +303,7 @@ def _sniff(path, sep):
     rating = fields[2] if len(fields) > 2 else ''
     return sep, pd.to_numeric(pd.Series([rating]), errors='coerce').isna().iloc[0]
 
-# %% ../nbs/81_ratings.ipynb #5f486bdd
+# %% ../nbs/81_ratings.ipynb #6493ad1d
 def _own_table(path, sep):
     "The raw table in `path`: Parquet by its suffix, else delimited text (header sniffed); and the line number of its first row."
     if path.suffix.lower() in ('.parquet', '.pq'):
@@ -318,7 +318,7 @@ def _own_table(path, sep):
         df.columns = ['user', 'movie', 'rating', 'timestamp'][:df.shape[1]]
     return df, 2 if header else 1
 
-# %% ../nbs/81_ratings.ipynb #83cdff53
+# %% ../nbs/81_ratings.ipynb #b3db5170
 def _as_ids(col, name, path, first_line):
     "The id column `col`: whole numbers as int64, anything else as stripped strings; `DataError` at the first empty id."
     if pd.api.types.is_float_dtype(col) and (col.dropna() == col.dropna().round()).all(): col = col.astype('Int64')
@@ -328,7 +328,7 @@ def _as_ids(col, name, path, first_line):
     as_int = pd.to_numeric(text, errors='coerce')
     return as_int.astype('int64') if as_int.notna().all() and (as_int == as_int.round()).all() else text.astype(str)
 
-# %% ../nbs/81_ratings.ipynb #bdfa323d
+# %% ../nbs/81_ratings.ipynb #f37f4a61
 def read_own_ratings(path,           # a CSV/TSV/Parquet file, one rating per row
                      user=None, item=None, rating=None, timestamp=None, # column names; `None`: found from the header
                      sep=None):      # separator of a text file; `None`: sniffed from its first line
@@ -346,7 +346,7 @@ def read_own_ratings(path,           # a CSV/TSV/Parquet file, one rating per ro
     if 'timestamp' in out: out['timestamp'] = _as_times(out.timestamp, path, first)
     return _raise_first(out, path, checks, first).reset_index(drop=True)
 
-# %% ../nbs/81_ratings.ipynb #d2c44ed3
+# %% ../nbs/81_ratings.ipynb #1b2fab7c
 def _as_times(col, path, first_line):
     "Timestamps as int64 Unix seconds: numbers are taken as seconds, text is parsed as dates; `DataError` at the first that is neither."
     secs = pd.to_numeric(col, errors='coerce')
@@ -358,8 +358,9 @@ def _as_times(col, path, first_line):
                                   "is neither Unix seconds nor a date. Fix that line or leave the column out.")
     return secs.astype('int64')
 
-# %% ../nbs/81_ratings.ipynb #da1c91b9
-def read_item_titles(path): # `u.item`, `movies.dat`, `movies.csv[.gz]`, or your own CSV/TSV/Parquet with item and title columns
+# %% ../nbs/81_ratings.ipynb #1635bfb6
+def read_item_titles(path,      # `u.item`, `movies.dat`, `movies.csv[.gz]`, or your own CSV/TSV/Parquet with item and title columns
+                     item=None): # the item id column of your own file; `None`: found from the header
     "Titles of the items in `path` as checked columns `movie` and `title`."
     path = Path(path)
     if not path.is_file(): raise DataError(f"{path} not found, or not a file: expected a file of item titles there.")
@@ -369,13 +370,13 @@ def read_item_titles(path): # `u.item`, `movies.dat`, `movies.csv[.gz]`, or your
         return _check_titles(_as_numbers(df[[0, 1]].set_axis(['movie', 'title'], axis=1), ['movie'], path), path)
     df = pd.read_parquet(path) if path.suffix.lower() in ('.parquet', '.pq') else pd.read_csv(path, sep=_sniff(path, None)[0])
     norm = {re.sub(r'[^a-z0-9]', '', str(c).lower()): c for c in df.columns}
-    item = next((norm[n] for n in ('movieid', 'itemid', 'item', 'movie', 'id', 'productid', 'asin') if n in norm), None)
+    item = item if item in df.columns else next((norm[n] for n in ('movieid', 'itemid', 'item', 'movie', 'id', 'productid', 'asin', 'sku') if n in norm), None)
     if item is None or 'title' not in norm:
         raise DataError(f"{path}: expected an item id column (movieId, item_id, ...) and a title column; it has {list(df.columns)}.")
     out = pd.DataFrame(dict(movie=_as_ids(df[item], 'item', path, 2), title=df[norm['title']].astype(str)))
     return _check_titles(out, path, ids=False)
 
-# %% ../nbs/81_ratings.ipynb #da5f43f1
+# %% ../nbs/81_ratings.ipynb #856aaf59
 DATASETS = ('ml-100k', 'ml-latest-small')
 
 def _movielens_folder(folder):
@@ -391,7 +392,7 @@ def _ratings_at(path, columns):
     if path.name in ('ratings.dat', 'ratings.csv', 'ratings.csv.gz') and not columns: return read_movielens(path), None
     return read_own_ratings(path, **columns), None
 
-# %% ../nbs/81_ratings.ipynb #59ae8a72
+# %% ../nbs/81_ratings.ipynb #ef16a58a
 def load_ratings(dataset='ml-100k', # 'ml-100k', 'ml-latest-small', or the path of a MovieLens folder or a ratings file
                  items=None,        # a titles file for the items (`read_item_titles`); MovieLens folders bring their own
                  **columns):        # column names of your own file: `user=`, `item=`, `rating=`, `timestamp=`, `sep=`
@@ -405,6 +406,6 @@ def load_ratings(dataset='ml-100k', # 'ml-100k', 'ml-latest-small', or the path 
     if not path.exists():
         raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}, or give the path of a ratings file or folder.")
     ratings, titles = _ratings_at(path, columns)
-    if items is not None: titles = read_item_titles(items)
+    if items is not None: titles = read_item_titles(items, columns.get('item'))
     if titles is None: return ratings.assign(title=ratings.movie.astype(str))
     return add_titles(ratings, titles, items or path)

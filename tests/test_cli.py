@@ -6,6 +6,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
+import numpy as np
 import pandas as pd
 import torch
 
@@ -346,3 +347,24 @@ def test_unreadable_paths_are_errors_not_crashes(capsys, tmp_path, model_file):
     assert code == 4 and 'cannot be read (File name too long)' in one_line(err, 'model_file')
     code, _, err = run(capsys, 'rate', '--file', long, '--model', model_file)
     assert code == 3 and 'cannot be read (File name too long)' in one_line(err, 'data')
+
+
+def test_train_on_your_own_ratings_then_recommend(tmp_path, capsys):
+    "A CSV of one's own (string ids, own column names, a titles file) -> train -> recommend for a string user id."
+    rng = np.random.default_rng(0)
+    rows = [(f'cust{u}', f'SKU-{i:03d}', int(rng.integers(1, 6))) for u in range(40) for i in rng.choice(30, 10, replace=False)]
+    pd.DataFrame(rows, columns=['customer', 'sku', 'stars']).to_csv(tmp_path/'shop.csv', index=False)
+    pd.DataFrame(dict(sku=[f'SKU-{i:03d}' for i in range(30)], title=[f'Product {i}' for i in range(30)])).to_csv(tmp_path/'items.csv', index=False)
+    model = tmp_path/'m.pt'
+    assert main(['train', '--ratings', str(tmp_path/'shop.csv'), '--items', str(tmp_path/'items.csv'), '--item-col', 'sku',
+                 '--epochs', '1', '--out', str(model), '-q', '--json']) == 0
+    assert json.loads(capsys.readouterr().out)['dataset'].endswith('shop.csv')
+    assert main(['recommend', '--user', 'cust3', '-n', '3', '--model', str(model), '--json']) == 0
+    recs = json.loads(capsys.readouterr().out)['recommendations']
+    seen = {f'Product {int(s[4:])}' for c, s, _ in rows if c == 'cust3'}
+    assert len(recs) == 3 and all(r['title'].startswith('Product ') and r['title'] not in seen for r in recs)
+
+
+def test_train_own_ratings_options_need_ratings(capsys):
+    assert main(['train', '--items', 'items.csv']) == 2
+    assert '--ratings PATH' in capsys.readouterr().err
