@@ -91,3 +91,18 @@ def test_kernel_metadata_survives_nbdev_clean(tmp_path):
     assert meta['language_info'] == lab_kernel.language_info() and meta['kernelspec'] == lab_kernel.KERNELSPEC
     assert not lab_kernel.stamp(nb_path)
     assert not lab_kernel.stamp(NBS/'40_bias.ipynb'), "nbs/40_bias.ipynb: run `python tools/lab_kernel.py stamp` on it"
+
+
+def _lessons():
+    "Numbered notebooks with code of their own (the glossary has none)."
+    def has_code(p): return any(c['cell_type'] == 'code' and c.get('id') != colab_cell.CELL_ID for c in json.loads(p.read_text(encoding='utf-8'))['cells'])
+    return [p for p in sorted(NBS.glob('[0-9]*.ipynb')) if has_code(p)]
+
+
+@pytest.mark.parametrize('nb_path', _lessons(), ids=lambda p: p.stem)
+def test_every_lesson_has_the_colab_cell_and_opens_clean(nb_path):
+    "Each lesson installs the library in Colab, and stores the kernel metadata JupyterLab writes (so its tab opens unmodified)."
+    nb = json.loads(nb_path.read_text(encoding='utf-8'))
+    assert colab_cell.has_cell(nb), f'{nb_path.name}: run python tools/colab_cell.py on it'
+    assert nb['metadata'].get('kernelspec', {}).get('display_name') == 'python3' and 'language_info' in nb['metadata'], \
+        f'{nb_path.name}: run python tools/lab_kernel.py stamp on it'

@@ -18,8 +18,10 @@ GUARD = "'google.colab' in sys.modules"
 CELL_ID = 'colab-install'
 
 
-def package_name():
-    return tomllib.loads((ROOT/'pyproject.toml').read_text(encoding='utf-8'))['project']['name']
+def install_spec():
+    "What Colab installs: the package from the project's repository (named in pyproject.toml), as it is not on PyPI."
+    project = tomllib.loads((ROOT/'pyproject.toml').read_text(encoding='utf-8'))['project']
+    return f"{project['name']} @ git+{project['urls']['Repository']}"
 
 
 def colab_cell():
@@ -27,7 +29,7 @@ def colab_cell():
            "# Google Colab only: install the course's library (does nothing anywhere else)\n"
            "import sys\n"
            f"if {GUARD}:\n"
-           f"    !pip install -q {package_name()}")
+           f"    !pip install -q '{install_spec()}'")
     return {'cell_type': 'code', 'execution_count': None, 'id': CELL_ID, 'metadata': {}, 'outputs': [],
             'source': src.splitlines(keepends=True)}
 
