@@ -27,3 +27,15 @@ def ml100k():
         if os.environ.get('COLLAB_LESSONS_REQUIRE_ML100K'): pytest.fail(f'ML-100k missing at {ml100k_folder()}')
         pytest.skip(f'ML-100k not present at {ml100k_folder()}')
     return load_ratings('ml-100k')
+
+
+@pytest.fixture
+def scale_rows():
+    "A maker of `run_scale`-like rows for 1M and 25M ratings with the given microseconds per rating."
+    def make(per_rating_us):
+        rows = [dict(n_ratings=n, n_users=n // 150, n_items=n // 400, loader_s=2., peak_mb=2000., valid_rmse=.7, us_per_rating=us,
+                     s_per_epoch=us * n / 1e6)
+                for n, us in zip((1_000_000, 25_000_000), per_rating_us)]
+        for r in rows: r.update(size_x=r['n_ratings'] / 1e6, epoch_x=r['s_per_epoch'] / rows[0]['s_per_epoch'])
+        return rows
+    return make

@@ -54,23 +54,14 @@ def test_check_targets_verdicts():
     assert not check_targets(summarise([{'u1-tune': tune, 'u1-test': test}]))['best_u1_test']['ok']
 
 
-def _scale_rows(per_rating_us):
-    "`run_scale`-like rows for 1M and 25M ratings with the given microseconds per rating."
-    rows = [dict(n_ratings=n, n_users=n // 150, n_items=n // 400, loader_s=2., peak_mb=2000., valid_rmse=.7, us_per_rating=us,
-                 s_per_epoch=us * n / 1e6)
-            for n, us in zip((1_000_000, 25_000_000), per_rating_us)]
-    for r in rows: r.update(size_x=r['n_ratings'] / 1e6, epoch_x=r['s_per_epoch'] / rows[0]['s_per_epoch'])
-    return rows
-
-
-def test_format_markdown_tables_and_verdicts():
+def test_format_markdown_tables_and_verdicts(scale_rows):
     "The README's tables: one row per model with its ratios, and verdicts that follow the targets."
     ref = _record(.915, 30., [(30, .915)])
     splits = {'u1-tune': {'reference': ref, 'fast': _record(.91, 1., [(1., .912)]), 'best_blend': _record(.89, 60., [(60, .89)])},
               'u1-test': {'reference': ref, 'fast': _record(.912, 1.2, [(1.2, .912)]), 'best_blend': _record(.8991, 60., [(60, .8991)])}}
     splits['random20'] = splits['u1-test']
     table = summarise([splits])
-    rows = _scale_rows((0.4, 1.3))
+    rows = scale_rows((0.4, 1.3))
     report = dict(date='2026-11-29', repeats=1, threads=1, machine=dict(cpus=2), table=table, targets=check_targets(table),
                   scale=rows, scale_targets=check_scale(rows))
     text = format_markdown(report)

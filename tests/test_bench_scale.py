@@ -32,19 +32,10 @@ def test_module_entry_point_scale_one():
     assert row['n_ratings'] == 20000 and row['peak_mb'] > 0
 
 
-def _scale_rows(per_rating_us):
-    "`run_scale`-like rows for 1M and 25M ratings with the given microseconds per rating."
-    rows = [dict(n_ratings=n, n_users=n // 150, n_items=n // 400, loader_s=2., peak_mb=2000., valid_rmse=.7, us_per_rating=us,
-                 s_per_epoch=us * n / 1e6)
-            for n, us in zip((1_000_000, 25_000_000), per_rating_us)]
-    for r in rows: r.update(size_x=r['n_ratings'] / 1e6, epoch_x=r['s_per_epoch'] / rows[0]['s_per_epoch'])
-    return rows
-
-
-def test_check_scale_verdicts():
-    ok = check_scale(_scale_rows((0.4, 0.48)))
+def test_check_scale_verdicts(scale_rows):
+    ok = check_scale(scale_rows((0.4, 0.48)))
     assert all(t['ok'] for t in ok.values()) and ok['linear']['per_rating_x'] == pytest.approx(1.2)
-    slow = check_scale(_scale_rows((0.4, 1.3)))                # 32.5 s per epoch, 3.25x per rating
+    slow = check_scale(scale_rows((0.4, 1.3)))                # 32.5 s per epoch, 3.25x per rating
     assert not slow['linear']['ok'] and not slow['epoch']['ok'] and slow['loader']['ok'] and slow['peak']['ok']
 
 
