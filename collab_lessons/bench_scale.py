@@ -103,7 +103,6 @@ def write_u_data(n_lines, path, seed=0):
 
 def read_one(path, reader):
     "Seconds and peak MB of reading `path` with `reader`: 'read_ratings' (checked) or 'read_csv' (pandas, unchecked)."
-    reset_peak()
     read = (lambda: read_ratings(path)) if reader == 'read_ratings' else (lambda: pd.read_csv(path, sep='\t', header=None))
     df, used = measure(read)
     return dict(reader=reader, rows=len(df), seconds=used['fit_s'], peak_mb=used['peak_mb'])

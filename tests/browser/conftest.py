@@ -66,24 +66,36 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, base_url):
+def local_page(browser):
+    "A maker of fresh pages that may only talk to `url`: any other request is blocked and recorded in `page.outside_requests`."
+    contexts = []
+    def make(url, viewport, timeout_ms):
+        context = browser.new_context(viewport=viewport, locale='ko-KR')
+        contexts.append(context)
+        context.set_default_timeout(timeout_ms)
+        pg = context.new_page()
+        pg.outside_requests = []
+
+        def route(r):
+            if r.request.url.startswith(url): r.continue_()
+            else:
+                pg.outside_requests.append(r.request.url)
+                r.abort()
+        pg.route('**/*', route)
+        return pg
+    yield make
+    for context in contexts: context.close()
+
+
+@pytest.fixture
+def page(local_page, base_url):
     """A fresh page whose requests may only go to the local server; any other request is blocked and recorded
     in `page.outside_requests`, failed local ones in `page.failed_requests`."""
-    context = browser.new_context(viewport={'width': 1280, 'height': 900}, locale='ko-KR')
-    context.set_default_timeout(10_000)
-    pg = context.new_page()
-    pg.outside_requests, pg.failed_requests = [], []
-
-    def route(r):
-        if r.request.url.startswith(base_url): r.continue_()
-        else:
-            pg.outside_requests.append(r.request.url)
-            r.abort()
-    pg.route('**/*', route)
+    pg = local_page(base_url, {'width': 1280, 'height': 900}, 10_000)
+    pg.failed_requests = []
     pg.on('response', lambda resp: resp.status >= 400 and pg.failed_requests.append(f'{resp.status} {resp.url}'))
     pg.on('requestfailed', lambda req: req.url.startswith(base_url) and pg.failed_requests.append(f'failed {req.url}'))
-    yield pg
-    context.close()
+    return pg
 
 
 @pytest.fixture(scope='session')

@@ -71,22 +71,10 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture
-def lab_page(browser, lab):
+def lab_page(local_page, lab):
     "A chromium page that may only talk to the local JupyterLab (other requests are blocked and recorded)."
     url, _ = lab
-    context = browser.new_context(viewport={'width': 1400, 'height': 1000}, locale='ko-KR')
-    context.set_default_timeout(60_000)
-    pg = context.new_page()
-    pg.outside_requests = []
-
-    def route(r):
-        if r.request.url.startswith(url): r.continue_()
-        else:
-            pg.outside_requests.append(r.request.url)
-            r.abort()
-    pg.route('**/*', route)
-    yield pg
-    context.close()
+    return local_page(url, {'width': 1400, 'height': 1000}, 60_000)
 
 
 @pytest.fixture(scope='module')
