@@ -116,7 +116,7 @@ def test_lesson_70_rerun_reproduces_every_lessons_stored_score():
     import io, json
     from collab_lessons.course import lesson_scores
     nbs = Path(__file__).parents[1]/'nbs'
-    cells = json.loads((nbs/'70_summary.ipynb').read_text(encoding='utf-8'))['cells']
+    cells = json.loads((nbs/'70_course.ipynb').read_text(encoding='utf-8'))['cells']
     src = next(c for c in cells if 'run_course(load_ratings' in ''.join(c['source']))
     text = next(''.join(o['data']['text/plain']) for o in src['outputs'] if o['output_type'] == 'execute_result')
     blocks = [pd.read_csv(io.StringIO(b.replace('\\', '')), sep=r'\s+') for b in text.split('\n\n')]  # pandas wraps wide tables

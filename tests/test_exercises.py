@@ -14,7 +14,7 @@ import torch
 matplotlib.use('Agg')
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
-CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_summary']
+CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course']
 HINT, SOLUTION, ANSWER = '<summary>힌트</summary>', '<summary>풀이</summary>', '<summary>답</summary>'
 
 
@@ -188,9 +188,9 @@ CHECKS = {
     ('60_from_scratch', 2): lambda ns: ns['same'] is True,
     ('60_from_scratch', 3): lambda ns: ns['users'].grad[[0, 2]].eq(1).all() and ns['users'].grad[1].eq(0).all(),
     ('60_from_scratch', 4): lambda ns: ns['n_params'] == 1,
-    ('70_summary', 1): lambda ns: ns['learn_100'].model.user_factors.weight.shape[1] == 100,
-    ('70_summary', 2): lambda ns: list(ns['table'].step) == ['bias', 'weight_decay'],
-    ('70_summary', 3): lambda ns: sorted(ns['by_seed']) == [42, 43, 44] and FINITE(*ns['by_seed'].values()),
+    ('70_course', 1): lambda ns: ns['learn_100'].model.user_factors.weight.shape[1] == 100,
+    ('70_course', 2): lambda ns: list(ns['table'].step) == ['bias', 'weight_decay'],
+    ('70_course', 3): lambda ns: sorted(ns['by_seed']) == [42, 43, 44] and FINITE(*ns['by_seed'].values()),
 }
 
 

@@ -54,7 +54,7 @@ def run_alone(lesson, folder):
 @pytest.mark.slow
 @pytest.mark.parametrize('lesson', [
     '10_data.ipynb',
-    '70_summary.ipynb',
+    '70_course.ipynb',
 ])
 def test_lesson_runs_alone_in_an_empty_folder(lesson, tmp_path, ml100k):
     probe = run_alone(lesson, tmp_path)
