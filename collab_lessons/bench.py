@@ -28,7 +28,7 @@ from .bayes import fit_bpmf_ensemble
 from .bench_report import add_bench_arguments, check_targets, load_targets, format_markdown, format_table, plot_curves, summarise
 from .bench_scale import check_scale, format_scale, read_speed, run_scale
 from .bias import DotProductBias
-from .course import course_learner
+from .course import course_learner, fit_learner
 from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, score_loader
 from .kernel_ae import blend, blend_weight, fit_kernel_ae_ensemble
 from .measure import measure, rating_metrics
@@ -64,7 +64,7 @@ def run_fastai(train, valid, epochs=5, lr=5e-3, wd=0.1, n_factors=50, final=Fals
         dls = collab_dls(train, valid, item_name='movie', **dl_kwargs)  # movie ids, as the other models: 18 titles repeat
         learn = course_learner(dls, DotProductBias, n_factors, cbs=[EpochClock()] + ([SkipValidation()] if final else []))
         learn.setup_s = time.perf_counter() - begin
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr, wd=wd)
+        fit_learner(learn, epochs, lr, wd)  # the course's own loop: fit_one_cycle, no bar, a divergence check
         return learn
     learn, used = measure(fit)
     curve = [] if final else [(learn.setup_s + t, float(v[2])) for t, v in zip(learn.epoch_clock.times, learn.recorder.values)]
