@@ -146,13 +146,14 @@ def weight_shapes(kind, info, n_users, n_items):
 # %% ../nbs/87_model_kinds.ipynb #59fd312b
 @dataclass
 class Trained:
-    "What training one model kind gives: its `kind`, `weights` (plain tensors), `info`, vocabularies `users` and `items` (ids), and scores."
+    "What training one model kind gives: its `kind`, `weights` (plain tensors), `info`, vocabularies `users` and `items` (ids), scores and options."
     kind: str
     weights: dict
     info: dict
     users: list
     items: list
     scores: dict
+    options: dict  # the training options used, after the defaults
 
 # %% ../nbs/87_model_kinds.ipynb #7264a97d
 def _y_range(train):
@@ -324,7 +325,7 @@ def train_kind(kind,        # one of `KINDS` (or the alias 'bias')
         from collab_lessons.course import DivergedError
         raise DivergedError("Not saved: training diverged (NaN or infinite weights). Train again with a lower learning rate (--lr).")
     scores = _valid_scores(scoring_model(kind, weights, info), _loader(valid, users, items))
-    return Trained(kind, weights, info, users, items, dict(scores, seconds=seconds))
+    return Trained(kind, weights, info, users, items, dict(scores, seconds=seconds), o)
 
 # %% ../nbs/87_model_kinds.ipynb #3ebb4db3
 def item_titles(ratings, items):
