@@ -294,16 +294,17 @@ def _train_blend(train, users, items, o):
 
 # %% ../nbs/87_model_kinds.ipynb #6cfabbf0
 DEFAULTS = dict(n_factors=50, epochs=None, lr=None, wd=0.1, l2=None, bs=None, seed=42, layers=[100, 50], progress=False,
-                ranks=[5, 10, 20], n_samples=200, burn_in=40, keep=20, seeds=[0, 1, 2], n_hid=500)
+                ranks=[5, 10, 20], n_samples=200, burn_in=None, keep=20, seeds=[0, 1, 2], n_hid=500)
 KIND_DEFAULTS = {'course': dict(epochs=5, lr=5e-3, bs=64), 'fastai_dot': dict(epochs=5, lr=5e-3, bs=64),
                  'fastai_nn': dict(epochs=5, lr=5e-3, bs=64), 'fast': dict(epochs=6, lr=1e-2, l2=0.1, bs=1024),
                  'lazy': dict(epochs=10, lr=0.1, l2=0.05, bs=8192), 'kernel_ae': dict(epochs=24), 'blend': dict(epochs=24)}
 
 def _options(kind, opts):
-    "Training options of `kind`: `DEFAULTS`, then the kind's own `KIND_DEFAULTS`, then the non-`None` entries of `opts`."
+    "Training options of `kind`: `DEFAULTS`, then the kind's own `KIND_DEFAULTS`, then the non-`None` entries of `opts`; burn-in a fifth of the sweeps."
     unknown = set(opts) - set(DEFAULTS)
     if unknown: raise ValueError(f"Unknown training option(s) {sorted(unknown)}: choose from {sorted(DEFAULTS)}.")
-    return {**DEFAULTS, **KIND_DEFAULTS.get(kind, {}), **{k: v for k, v in opts.items() if v is not None}}
+    o = {**DEFAULTS, **KIND_DEFAULTS.get(kind, {}), **{k: v for k, v in opts.items() if v is not None}}
+    return dict(o, burn_in=o['n_samples'] // 5 if o['burn_in'] is None else o['burn_in'])
 
 # %% ../nbs/87_model_kinds.ipynb #dfea64c1
 def train_kind(kind,        # one of `KINDS` (or the alias 'bias')
@@ -381,5 +382,6 @@ def evaluate_model(model, users, items, seen, counts, test, k=10):
         full = torch.cat([model.user_scores(torch.arange(s, min(s + 256, len(users)))) for s in range(0, len(users), 256)])
     rows = [dict(model='model', **{k_: round(v, 4) for k_, v in rating_metrics(preds, y).items()}, **ranking_metrics(full, seen, x, y, k)),
             dict(model='popularity', rmse=None, mae=None, **ranking_metrics(popularity_matrix(counts, len(users)), seen, x, y, k))]
-    return pd.DataFrame(rows), report
+    table = pd.DataFrame(rows).astype(object)
+    return table.where(table.notna(), None), report  # popularity's missing RMSE and MAE stay `None`
 
