@@ -7,8 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/model_kinds.html.md"""
 # %% auto #0
 __all__ = ['KINDS', 'ALIASES', 'FOLD_IN_KINDS', 'SIMILAR_KINDS', 'NA', 'DOT_WEIGHTS', 'DEFAULTS', 'KIND_DEFAULTS', 'kind_name',
            'vocab', 'encode', 'DotModel', 'NNModel', 'MatrixModel', 'BlendModel', 'scoring_model', 'weight_shapes',
-           'Trained', 'bpmf_weights', 'train_kind', 'item_titles', 'seen_pairs', 'user_top_n', 'all_users_top_n',
-           'evaluate_model']
+           'Trained', 'bpmf_weights', 'train_kind', 'item_titles', 'seen_pairs']
 
 # %% ../nbs/87_model_kinds.ipynb #b5f407ef
 import time
@@ -20,11 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ratings import DataError
 from .measure import rating_metrics
 from .splits import split_random
-from .recommend import sigmoid_range, top_unseen
-from .evaluate import ranking_metrics, popularity_matrix
+from .recommend import sigmoid_range
 
 # %% ../nbs/87_model_kinds.ipynb #12b99ce2
 KINDS = ('course', 'fastai_dot', 'fastai_nn', 'fast', 'lazy', 'bpmf', 'kernel_ae', 'blend')
@@ -342,51 +339,3 @@ def seen_pairs(ratings, users, items):
     "(user, item) index pairs of `ratings` in the vocabularies, leaving out ids they do not know: an (n, 2) int64 tensor."
     x = torch.stack([encode(ratings.user, users), encode(ratings.movie, items)], 1)  # (n, 2)
     return x[(x > 0).all(1)]
-
-# %% ../nbs/87_model_kinds.ipynb #444d37ea
-def user_top_n(model, user_idx, seen, titles, n=10):
-    "The `n` items with the highest score for the user at `user_idx`, leaving out the item indices `seen`: one row of scores, one `topk`."
-    return top_unseen(model.user_scores(torch.tensor([user_idx]))[0], titles, seen, n)
-
-# %% ../nbs/87_model_kinds.ipynb #afa59dd7
-def all_users_top_n(model, users, titles, seen, n=10, chunk=256, progress=None):
-    "Top `n` unseen items of every user, scored `chunk` users at a time: a table with `user`, `rank`, `item_index`, `title` and `score`."
-    order = torch.argsort(seen[:, 0], stable=True)
-    rows, cols = seen[order, 0], seen[order, 1]               # seen pairs sorted by user
-    starts = torch.searchsorted(rows, torch.arange(len(users) + 1))
-    k, parts = min(n, len(titles) - 1), []
-    chunks = range(1, len(users), chunk)                      # user 0 is '#na#'
-    for lo in (progress(chunks) if progress else chunks):
-        hi = min(lo + chunk, len(users))
-        with torch.no_grad(): scores = getattr(model, 'ranking_scores', model.user_scores)(torch.arange(lo, hi)).float()  # (chunk, n_items), a fresh tensor
-        scores[:, 0] = float('-inf')
-        s, e = int(starts[lo]), int(starts[hi])
-        scores[rows[s:e] - lo, cols[s:e]] = float('-inf')
-        top = scores.topk(k, dim=1)                           # (chunk, k)
-        pairs = torch.stack([torch.arange(lo, hi).repeat_interleave(k), torch.arange(1, k + 1).repeat(hi - lo), top.indices.reshape(-1)], 1)
-        with torch.no_grad(): values = model(pairs[:, [0, 2]]).view(-1).float()  # the predicted ratings of the chosen items
-        parts.append((pairs, values.masked_fill(top.values.reshape(-1).isinf(), float('-inf'))))  # (chunk * k, 3): user, rank, item
-    idx = torch.cat([p for p, _ in parts]) if parts else torch.zeros(0, 3, dtype=torch.long)
-    values = torch.cat([v for _, v in parts]) if parts else torch.zeros(0)
-    keep = torch.isfinite(values)                             # users who have seen almost everything get fewer rows
-    idx, values = idx[keep].numpy(), values[keep].double().numpy()
-    return pd.DataFrame({'user': np.asarray(users, dtype=object)[idx[:, 0]], 'rank': idx[:, 1], 'item_index': idx[:, 2],
-                         'title': np.asarray(titles, dtype=object)[idx[:, 2]], 'score': values.round(3)})
-
-# %% ../nbs/87_model_kinds.ipynb #eaede236
-def evaluate_model(model, users, items, seen, counts, test, k=10):
-    "RMSE, MAE, precision@`k` and NDCG@`k` of `model` and of popularity on the `test` ratings whose user and item the model knows."
-    u, m = encode(test.user, users), encode(test.movie, items)
-    known = (u > 0) & (m > 0)
-    report = dict(n_test=len(test), n_scored=int(known.sum()), unknown_users=int((u <= 0).sum()), unknown_items=int((m <= 0).sum()))
-    if not report['n_scored']: raise DataError(f"None of the {len(test)} test ratings has a user and an item the model knows: "
-                                               "evaluate on ratings of the users and items it was trained on.")
-    x, y = torch.stack([u[known], m[known]], 1), torch.tensor(test.rating.to_numpy(np.float64))[known]
-    with torch.no_grad():
-        preds = model(x).view(-1)
-        full = torch.cat([model.user_scores(torch.arange(s, min(s + 256, len(users)))) for s in range(0, len(users), 256)])
-    rows = [dict(model='model', **{k_: round(v, 4) for k_, v in rating_metrics(preds, y).items()}, **ranking_metrics(full, seen, x, y, k)),
-            dict(model='popularity', rmse=None, mae=None, **ranking_metrics(popularity_matrix(counts, len(users)), seen, x, y, k))]
-    table = pd.DataFrame(rows).astype(object)
-    return table.where(table.notna(), None), report  # popularity's missing RMSE and MAE stay `None`
-

@@ -11,9 +11,8 @@ import torch
 
 from collab_lessons.cli import EXIT_CODES, main
 from collab_lessons.model_files import MODEL_VERSION, ModelFileError, load_model, model_record, save_trained
-from collab_lessons.model_kinds import (FOLD_IN_KINDS, KINDS, SIMILAR_KINDS, Trained, all_users_top_n, evaluate_model,
-                                        kind_name, scoring_model)
-from collab_lessons.products import evaluate_saved
+from collab_lessons.model_kinds import FOLD_IN_KINDS, KINDS, SIMILAR_KINDS, Trained, kind_name
+from collab_lessons.products import all_users_top_n, evaluate_model, evaluate_saved
 
 TINY = ['--epochs', '2', '--samples', '8', '--ranks', '3', '--seeds', '0', '--hidden', '8', '--factors', '4']
 
