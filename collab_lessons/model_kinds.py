@@ -1,4 +1,4 @@
-"""Train every kind of model in the course from one ratings table, and score, recommend and evaluate each one the same way without fastai.
+"""Train every kind of model in the course from one ratings table into plain weights, and score each kind in plain torch without fastai.
 
 Docs: https://collab-lessons.github.io/collab-lessons/model_kinds.html.md"""
 
