@@ -12,18 +12,17 @@ import math
 
 import pandas as pd
 import torch
-from fastai.layers import sigmoid_range
-from fastai.tabular.model import TabularModel
 
 from .interpret import factors_and_biases
 from .measure import rating_metrics
-from .recommend import encode_pairs
+from .recommend import encode_pairs, sigmoid_range
 
 # %% ../nbs/86_evaluate.ipynb #3e611041
 def predict_pairs(model, pairs):
     "Predicted ratings of `model` for (n, 2) user and movie index `pairs`, in evaluation mode without gradients."
     model.eval()
     with torch.no_grad():
+        from fastai.tabular.model import TabularModel  # only fastai's own models need it
         if isinstance(model, TabularModel): return model(pairs, pairs.new_zeros(len(pairs), 0).float()).view(-1)
         return model(pairs).view(-1)
 

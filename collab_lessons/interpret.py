@@ -15,8 +15,6 @@ import unicodedata
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from fastai.collab import EmbeddingDotBias
-from matplotlib.figure import Figure
 
 # %% ../nbs/80_interpret.ipynb #6e0431db
 class UnknownNameError(LookupError):
@@ -71,7 +69,7 @@ def find_user(users, user):
 # %% ../nbs/80_interpret.ipynb #332faae7
 def factors_and_biases(model):
     "User factors, user biases, movie factors and movie biases of a `DotProductBias` or fastai `EmbeddingDotBias`, detached on the CPU."
-    if isinstance(model, EmbeddingDotBias): layers = model.u_weight, model.u_bias, model.i_weight, model.i_bias
+    if hasattr(model, 'u_weight'): layers = model.u_weight, model.u_bias, model.i_weight, model.i_bias
     else: layers = model.user_factors, model.user_bias, model.movie_factors, model.movie_bias
     return [layer.weight.detach().cpu() for layer in layers]
 
@@ -108,6 +106,7 @@ def movie_pca(model, titles, counts, n_fit=1000):
 # %% ../nbs/80_interpret.ipynb #1b68c4ee
 def plot_movie_pca(coords, n=50, figsize=(9, 9)):
     "Scatter plot of the first `n` rows of `coords` (from `movie_pca`) labelled with their titles."
+    from matplotlib.figure import Figure  # imported here: a query that draws nothing skips matplotlib
     fig = Figure(figsize=figsize)
     ax = fig.subplots()
     top = coords.head(n)
@@ -121,7 +120,7 @@ def plot_movie_pca(coords, n=50, figsize=(9, 9)):
 def similar_movies(model, titles, title, n=10, counts=None, min_ratings=0):
     "The `n` movies whose factors have the highest cosine similarity to `title`'s, leaving out movies with fewer than `min_ratings` ratings."
     i = find_title(titles, title)
-    factors = factors_and_biases(model)[2]                                # (n_movies, n_factors)
+    factors = model.item_vectors() if hasattr(model, 'item_vectors') else factors_and_biases(model)[2]  # (n_movies, n_factors)
     sims = F.cosine_similarity(factors, factors[i].unsqueeze(0), dim=1)   # (n_movies,)
     if counts is not None: sims[counts < min_ratings] = float('-inf')
     sims[[0, i]] = float('-inf')

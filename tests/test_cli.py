@@ -11,9 +11,10 @@ import pandas as pd
 import torch
 
 import collab_lessons.cli as cli
+import collab_lessons.products as products
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import EXIT_CODES, build_parser, main
-from collab_lessons.model_files import save_model
+from collab_lessons.model_files import COURSE_FILES, save_model
 from collab_lessons.recommend import parse_ratings
 
 TITLES = ['#na#', 'Star Wars (1977)', 'Return of the Jedi (1983)', 'Toy Story (1995)', 'Fargo (1996)', 'Scream (1996)']
@@ -133,7 +134,7 @@ def test_course_on_ml100k_then_recommend_similar_rate(ml100k, capsys, tmp_path):
 
 # ---------------------------------------------------------------- errors: one line in Korean and English
 
-KOREAN = {kind: sentence for kind, sentence in cli._KOREAN.items()}
+KOREAN = {kind: sentence for kind, sentence in cli.KOREAN.items()}
 
 
 def one_line(err, kind):
@@ -179,7 +180,7 @@ def test_unexpected_error_is_one_line_with_exit_code_1(capsys, model_file, monke
 
 
 def test_argument_errors_are_one_bilingual_line(capsys):
-    for argv, detail in [(['recommend'], 'the following arguments are required: --user'),
+    for argv, detail in [(['recommend'], 'one of the arguments --user --all-users is required'),
                          (['similar', 'x', '-n', 'ten'], "argument -n: invalid int value: 'ten'"),
                          (['fly'], "argument COMMAND: invalid choice: 'fly'")]:
         with pytest.raises(SystemExit) as e: main(argv)
@@ -222,7 +223,7 @@ def test_bench_command_refuses_zero_repeats(capsys, tmp_path):
 @pytest.fixture
 def tiny_data(monkeypatch, tiny_ratings):
     "`train` and `course` read `tiny_ratings` instead of a real dataset (a few hundred ratings: seconds to train)."
-    monkeypatch.setattr(cli, 'load_ratings', lambda name: tiny_ratings)
+    monkeypatch.setattr(products, 'load_ratings', lambda name: tiny_ratings)
     return tiny_ratings
 
 
@@ -245,7 +246,7 @@ def test_diverged_run_keeps_the_good_model(capsys, tmp_path, tiny_data):
 @pytest.mark.parametrize('command', ['train', 'course'])
 def test_output_paths_are_checked_before_any_training(capsys, tmp_path, monkeypatch, command):
     def no_training(*args, **kwargs): raise AssertionError('trained although the output path is bad')
-    monkeypatch.setattr(cli, 'load_ratings', no_training)
+    monkeypatch.setattr(products, 'load_ratings', no_training)
     (tmp_path/'file').write_text('x')
     (tmp_path/'mine').mkdir()
     (tmp_path/'mine'/'notes.txt').write_text('x')
@@ -277,7 +278,7 @@ def test_json_stdout_holds_only_the_json_object(capsys, tmp_path, monkeypatch, t
         print('\u2588\r', end='')  # what fastprogress draws while fastai downloads
         print('downloading ...')
         return tiny_ratings
-    monkeypatch.setattr(cli, 'load_ratings', noisy_download)
+    monkeypatch.setattr(products, 'load_ratings', noisy_download)
     for extra in ([], ['--quiet']):
         code, out, err = run(capsys, 'train', '--epochs', '1', '--factors', '4', '--out', str(tmp_path/'m.pt'), '--json', *extra)
         assert code == 0 and json.loads(out)['model'] == 'DotProductBias'
@@ -288,8 +289,8 @@ def test_course_json_and_folder(capsys, tmp_path, tiny_data):
     out = tmp_path/'out'
     code, stdout, _ = quiet_run(capsys, 'course', '--final-only', '--epochs', '1', '--out', str(out), '--json')
     data = json.loads(stdout)
-    assert code == 0 and data['files'] == list(cli.COURSE_FILES) and data['results'][0]['wd'] == 0.1
-    assert sorted(p.name for p in out.iterdir()) == sorted(cli.COURSE_FILES)
+    assert code == 0 and data['files'] == list(COURSE_FILES) and data['results'][0]['wd'] == 0.1
+    assert sorted(p.name for p in out.iterdir()) == sorted(COURSE_FILES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['out']
 
 

@@ -23,6 +23,7 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import collab_lessons.cli as cli
+import collab_lessons.products as products
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import EXIT_CODES, main
 from collab_lessons import course
@@ -85,10 +86,11 @@ OPTIONS = {
     'course': {'--dataset': st.sampled_from(['ml-100k', 'ml-latest-small', 'ml-1m']), '--out': paths,
                '--final-only': None, '--epochs': numbers},
     'train': {'--dataset': st.sampled_from(['ml-100k', 'ml-latest-small']), '--split': st.sampled_from(['random', 'u1', 'ua', 'u9']),
-              '--model-kind': st.sampled_from(['bias', 'fastai_dot', 'nn']), '--factors': numbers, '--epochs': numbers,
+              '--model-kind': st.sampled_from(['bias', 'course', 'fastai_dot', 'fast', 'lazy', 'nn']), '--factors': numbers, '--epochs': numbers,
               '--lr': st.one_of(numbers, st.sampled_from(['1e9', '1e6', '0.01'])), '--wd': numbers, '--bs': numbers,
               '--seed': numbers, '--out': paths},
-    'recommend': {'--user': users, '-n': numbers, '--model': models},
+    'recommend': {'--user': users, '--all-users': None, '--out': paths, '-n': numbers, '--model': models},
+    'evaluate': {'--split': st.sampled_from(['u1', 'ua', 'u9']), '--test': paths, '--model': models},
     'similar': {'-n': numbers, '--min-ratings': numbers, '--model': models},
     'rate': {'--file': paths, '-n': numbers, '--model': models},
 }
@@ -114,9 +116,9 @@ def argv(draw):
 def small_world():
     "Real datasets swapped for `RATINGS` (the canonical splits: its first 80% and the rest), one epoch at most per model."
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, 'load_ratings', lambda name: RATINGS)
-        mp.setattr(cli, 'load_split', lambda name: (RATINGS.iloc[:150], RATINGS.iloc[150:]))
-        mp.setattr(cli, 'fit_learner', lambda learn, epochs, *a, **k: fit_learner(learn, min(epochs, 1), *a, **k))
+        mp.setattr(products, 'load_ratings', lambda name: RATINGS)
+        mp.setattr(products, 'load_split', lambda name: (RATINGS.iloc[:150], RATINGS.iloc[150:]))
+        mp.setattr(course, 'fit_learner', lambda learn, epochs, *a, **k: fit_learner(learn, min(epochs, 1), *a, **k))
         mp.setattr(course, 'train_step', lambda r, s, epochs=5, **k: real_train_step(r, s, epochs=min(epochs, 1), **k))
         yield
 
