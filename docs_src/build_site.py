@@ -25,7 +25,7 @@ BOOK = ROOT/'_site_src'   # generated book sources (gitignored)
 SITE = ROOT/'_site'       # the built site (gitignored)
 
 # Sidebar parts: a notebook `NN_topic.ipynb` goes to the part whose number range holds NN; add a row for a new part.
-PARTS = [(0, 79, '강의'), (80, 98, '더 나아가기'), (99, 99, '참고')]
+PARTS = [(0, 70, '강의'), (71, 98, '더 나아가기'), (99, 99, '참고')]
 API_PAGE = 'api'          # generated API reference, listed last in the last part
 
 CALLOUTS = ('note', 'tip', 'warning', 'important', 'caution')   # Quarto callout kinds; MyST has the same admonitions
