@@ -60,7 +60,7 @@ def test_callouts_become_admonitions():
 
 
 def test_new_notebooks_join_the_sidebar_in_order():
-    names = ['index', '10_data', '20_dot_product', '70_course', '79_interpret', '85_recommend', '90_cli', '99_glossary']
+    names = ['index', '10_data', '20_dot_product', '70_course', '71_interpret', '85_recommend', '90_cli', '99_glossary']
     entries = [(Path(f'{n}.ipynb'), n.split('_', 1)[-1]) for n in names]
     toc = build_site.toc(entries)
     assert toc['root'] == 'index'

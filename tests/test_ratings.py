@@ -141,7 +141,7 @@ def test_gzip_that_is_cut_off_is_named(tmp_path):
     with pytest.raises(DataError, match='not a complete gzip file'): read_movielens(f)
 
 
-# --- the lesson's exercises (nbs/80_ratings.ipynb), executed so their solutions cannot rot
+# --- the lesson's exercises (nbs/72_ratings.ipynb), executed so their solutions cannot rot
 
 def test_exercise_half_star_in_u_data(tmp_path):
     f = tmp_path/'u.data'
