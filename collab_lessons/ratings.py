@@ -310,8 +310,10 @@ def _own_table(path, sep):
     "The raw table in `path`: Parquet by its suffix, else delimited text (header sniffed); and the line number of its first row."
     if path.suffix.lower() in ('.parquet', '.pq'):
         try:
-            import pyarrow.parquet as pq
-            return pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True), 2  # frees Arrow's copy column by column
+            import pyarrow as pa, pyarrow.parquet as pq
+            df = pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)  # frees Arrow's copy column by column
+            pa.default_memory_pool().release_unused()  # and hands that memory back to the system
+            return df, 2
         except Exception as e: raise DataError(f"{path} is not a readable Parquet file ({type(e).__name__}: {e}).") from None
     sep, header = _sniff(path, sep)
     try:
