@@ -55,3 +55,21 @@ def test_run_once_tunes_the_blend_weight_on_u1_tune_only(monkeypatch):
     assert results['u1-test']['best_blend']['rmse'] == pytest.approx(0.5)    # 0.5 * 1 + 0.5 * 0 off everywhere
     assert all('preds' not in r for split in results.values() for r in split.values())
     json.dumps(results)
+
+
+def test_run_folds_reuses_u1_and_scores_each_other_fold_once(monkeypatch):
+    "u1 comes from this run's record; every other fold is fitted on its base file and blended with the u1-tune weight."
+    from collab_lessons.bench import run_folds
+    seen = []
+    def fake_split(fold):
+        seen.append(fold)
+        return pd.DataFrame(dict(rating=[1., 2.])), pd.DataFrame(dict(rating=[3., 5.]))
+    def fake(name, train, valid, *args, **kwargs):
+        off = 1. if name == 'bpmf' else -1.
+        return dict(_record(.1, 2., []), preds=torch.tensor(valid.rating.to_numpy(), dtype=torch.float32) + off)
+    monkeypatch.setattr(bench_module, 'load_split', fake_split)
+    monkeypatch.setattr(bench_module, 'run_recipe', fake)
+    out = run_folds(0.25, dict(rmse=.9, fit_s=40.), folds=('u1', 'u2', 'u3'), log=lambda *a: None)
+    assert seen == ['u2', 'u3'] and out['rmse']['u1'] == .9 and out['fit_s']['u2'] == 4.
+    assert out['rmse']['u2'] == pytest.approx(0.5)          # 0.75 * (+1) + 0.25 * (-1) off everywhere
+    assert out['mean_rmse'] == pytest.approx((.9 + .5 + .5) / 3)
