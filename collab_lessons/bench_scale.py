@@ -6,7 +6,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/bench_scale.html.md"""
 
 # %% auto #0
 __all__ = ['scale_shape', 'scale_one', 'run_scale', 'format_scale', 'check_scale', 'write_u_data', 'read_one', 'read_speed',
-           'write_ratings_file', 'file_one', 'file_to_model', 'check_file_to_model', 'main']
+           'write_ratings_files', 'file_one', 'file_to_model', 'check_file_to_model', 'main']
 
 # %% ../nbs/94_bench_scale.ipynb #47a209e1
 import argparse
@@ -120,14 +120,18 @@ def read_speed(n_lines=5_000_000, threads=1, log=print):
                 peak_x=ours['peak_mb'] / pandas['peak_mb'])
 
 # %% ../nbs/94_bench_scale.ipynb #1a2b3c4d
-def write_ratings_file(n_ratings, path, seed=0):
-    "Write `n_ratings` synthetic ratings (half stars, with timestamps) to `path`: Parquet for a `.parquet` suffix, else CSV with a header."
+def write_ratings_files(n_ratings, paths, seed=0):
+    "Write the same `n_ratings` synthetic ratings (half stars, with timestamps) to each of `paths`: Parquet for `.parquet`, else CSV with a header."
     df = synthetic_ratings(**scale_shape(n_ratings), seed=seed).rename(columns={'movie': 'item'})
     df['rating'] = (df.rating * 2).round().clip(1, 10) / 2
     df['timestamp'] = 874_724_710 + np.arange(len(df)) % 10_000_000
-    if Path(path).suffix == '.parquet': df.to_parquet(path, index=False)
-    else: df.to_csv(path, index=False)
-    return path
+    import pyarrow as pa, pyarrow.csv, pyarrow.parquet
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    del df
+    for path in paths:
+        if Path(path).suffix == '.parquet': pa.parquet.write_table(table, path)
+        else: pa.csv.write_csv(table, path)  # Arrow's CSV writer: 25M rows are a big file
+    return paths
 
 def file_one(path, epochs=5):
     "Seconds of each stage of `train_file` on `path` (read, encode, epochs, save), the total and the peak resident MB."
@@ -141,10 +145,9 @@ def file_to_model(n_ratings=25_000_095, formats=('csv', 'parquet'), epochs=5, th
     "Write `n_ratings` synthetic ratings once per format and run `file_one` on each file in a fresh process; one row per format."
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        for fmt in formats:
-            path = write_ratings_file(n_ratings, Path(d)/f'synthetic.{fmt}')  # not `ratings.csv`: that name means a MovieLens file
+        paths = write_ratings_files(n_ratings, [Path(d)/f'synthetic.{fmt}' for fmt in formats])  # not `ratings.csv`: a MovieLens name
+        for fmt, path in zip(formats, paths):
             rows.append(dict(_in_fresh_process('--file', path, '--epochs', epochs, threads=threads), n_ratings=n_ratings))
-            path.unlink()
             r = rows[-1]
             log(f"{n_ratings:,} ratings in {fmt}: file to saved model {r['total_s']:.1f} s (read {r['read_s']:.1f}, encode {r['encode_s']:.1f}, "
                 f"{epochs} epochs {r['epochs_s']:.1f}, save {r['save_s']:.1f}), peak {r['peak_mb']:.0f} MB")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from collab_lessons import bench as bench_module
-from collab_lessons.bench import blend_record, main, run_fast, run_once
+from collab_lessons.bench import BLEND, RECIPES, blend_record, main, run_fast, run_once
 from collab_lessons.splits import split_random
 
 
@@ -73,3 +73,18 @@ def test_run_folds_reuses_u1_and_scores_each_other_fold_once(monkeypatch):
     assert seen == ['u2', 'u3'] and out['rmse']['u1'] == .9 and out['fit_s']['u2'] == 4.
     assert out['rmse']['u2'] == pytest.approx(0.5)          # 0.75 * (+1) + 0.25 * (-1) off everywhere
     assert out['mean_rmse'] == pytest.approx((.9 + .5 + .5) / 3)
+
+
+def test_lesson_quotes_the_committed_best_model_run():
+    "Lesson 96's table of tried settings is `bench/best_model.json`, row for row, and the benchmark uses the chosen settings."
+    root = Path(__file__).parent.parent
+    run = json.loads((root/'bench/best_model.json').read_text())
+    for name in BLEND: assert run['settings'][name] == {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES[name].items() if k != 'kind'}
+    text = next(''.join(c['source']) for c in json.loads((root/'nbs/96_bench.ipynb').read_text())['cells'] if c['id'] == '8c9d0e1f')
+    for r in run['tune']:
+        assert (f"| {r['bpmf_samples']} | {r['ae_seeds']} | {r['ae_epochs']} | {r['bpmf_rmse']:.4f} | {r['ae_rmse']:.4f} | "
+                f"{r['blend_rmse']:.4f} | {r['fit_s']:.0f} |") in text
+    assert f"{run['u1']['best_rmse']:.4f}" in text and f"{run['folds']['mean_rmse']:.4f}" in text
+    chosen = next(r for r in run['tune'] if (r['bpmf_samples'], r['ae_seeds'], r['ae_epochs']) == (200, 1, 24))
+    assert chosen['blend_rmse'] <= min(r['blend_rmse'] for r in run['tune']) + 0.001   # within 0.001 of the best tried on u1-tune
+    assert run['u1']['best_rmse'] <= 0.89
