@@ -173,5 +173,5 @@ def add_bench_arguments(p):
     p.add_argument('--repeats', type=int, default=1, help='repeats; the tables show medians (default: 1)')
     p.add_argument('--threads', type=int, default=1, help='torch threads (default: 1)')
     p.add_argument('--smoke', action='store_true', help='tiny settings that only check the code paths (seconds)')
-    p.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings and reading a 5M-line file (about 6 more minutes)')
+    p.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings, reading a 5M-line file, and 25M-rating CSV and Parquet files to saved models (about 10 more minutes)')
     return p
