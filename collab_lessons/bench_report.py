@@ -60,15 +60,17 @@ def format_table(table):
     return '\n'.join(blocks)
 
 # %% ../nbs/97_bench_report.ipynb #ac19e652
-def check_targets(table, targets=None):
-    "The speed and quality bars of `bench_targets.json` judged on `table`: each with the measured value, the bar and a verdict."
+def check_targets(table, targets=None,
+                  folds=None): # `run_folds` result (the best model on u1-u5), judged when given
+    "The speed and quality bars of `bench_targets.json` judged on `table` (and `folds`): each with the measured value, the bar and a verdict."
     t = targets or load_targets()
     tune, test = table['u1-tune'], table['u1-test']
     fast = min((n for n in ('fast', 'fast_lazy') if tune.get(n) and tune[n]['ttq_ratio'] is not None),
                key=lambda n: tune[n]['ttq_ratio'], default='fast')
     baselines = [n for n in test if n != 'best_blend' and test[n]]
     best, bar = test['best_blend']['rmse'], t['fast_ttq_ratio']
-    return {
+    ratio, cost_bar = test['best_blend']['fit_ratio'], t['best_cost_u1_test_rmse']
+    verdicts = {
         'fast_ttq_ratio_u1_tune': dict(model=fast, value=tune[fast]['ttq_ratio'], bar=bar,
                                        ok=tune[fast]['ttq_ratio'] is not None and tune[fast]['ttq_ratio'] <= bar),
         'fast_u1_test': dict(model=fast, rmse=test[fast]['rmse'], reference_rmse=test['reference']['rmse'],
@@ -76,7 +78,12 @@ def check_targets(table, targets=None):
         'best_u1_test': dict(value=best, bar=t['best_u1_test_rmse'], stretch=t['best_u1_test_stretch'],
                              best_baseline=min(test[n]['rmse'] for n in baselines),
                              ok=best <= t['best_u1_test_rmse'] and all(best < test[n]['rmse'] for n in baselines)),
+        'best_at_seed_cost': dict(fit_ratio=ratio, bar=t['best_fit_ratio'], rmse=best, rmse_bar=cost_bar,
+                                  ok=ratio <= t['best_fit_ratio'] and best <= cost_bar),
     }
+    if folds: verdicts['best_folds_mean'] = dict(value=folds['mean_rmse'], bar=t['best_folds_mean_rmse'], folds=folds['rmse'],
+                                                 ok=folds['mean_rmse'] <= t['best_folds_mean_rmse'])
+    return verdicts
 
 # %% ../nbs/97_bench_report.ipynb #25ea0519
 def plot_curves(table, path):
@@ -123,6 +130,16 @@ def format_markdown(report):
                       f"- fast recipe reaches the reference's `u1-tune` RMSE in ≤ 1/{1 / f['bar']:.0f} of its time: **not met** (never reached).",
                   f"- best model `u1.test` RMSE ≤ {b['bar']:.3f}, ahead of every other model: {_verdict(b['ok'])} (`best_blend` {b['value']:.4f}; "
                   f"best other model {b['best_baseline']:.4f}; stretch ≤ {b['stretch']:.3f}: {_verdict(b['value'] <= b['stretch'])})."]
+        c = g.get('best_at_seed_cost')
+        if c: lines.append(f"- best model fits in ≤ {c['bar']:g}× the reference's fit time with `u1.test` RMSE ≤ {c['rmse_bar']:.3f}: "
+                           f"{_verdict(c['ok'])} ({c['fit_ratio']:.2f}×, {c['rmse']:.4f}).")
+    if report.get('folds'):
+        f = report['folds']
+        lines += ['', '| `best_blend` on | ' + ' | '.join(f['rmse']) + ' | mean |', '|---' * (len(f['rmse']) + 2) + '|',
+                  '| test RMSE | ' + ' | '.join(f"{v:.4f}" for v in f['rmse'].values()) + f" | {f['mean_rmse']:.4f} |",
+                  '| fit s | ' + ' | '.join(f"{v:.1f}" for v in f['fit_s'].values()) + f" | {np.mean(list(f['fit_s'].values())):.1f} |"]
+        m = (report.get('targets') or {}).get('best_folds_mean')
+        if m: lines += ['', f"- best model's mean test RMSE over {', '.join(f['rmse'])} ≤ {m['bar']:.3f}: {_verdict(m['ok'])} ({m['value']:.4f})."]
     if report.get('scale'):
         lines += ['', '| ratings | users | items | ratings → loader s | s/epoch (fastest of 3) | µs/rating | epoch × (size ×) | peak MB | valid RMSE |',
                   '|---|---|---|---|---|---|---|---|---|']
@@ -134,6 +151,14 @@ def format_markdown(report):
                   f"- linear growth (per-rating time within {s['linear']['bar']}× of the smallest size's): {_verdict(s['linear']['ok'])} "
                   f"(epoch ×{s['linear']['epoch_x']:.1f} for ×{s['linear']['size_x']:.3g} ratings: {s['linear']['per_rating_x']:.2f}× per rating)."]
 
+    if report.get('file_to_model'):
+        lines += ['', '| file | ratings | users | items | read + check s | encode s | epochs s | save s | file → saved model s | peak MB |',
+                  '|---|---|---|---|---|---|---|---|---|---|']
+        lines += [f"| {r['format']} | {r['n_ratings']:,} | {r['n_users']:,} | {r['n_items']:,} | {r['read_s']:.1f} | {r['encode_s']:.1f} | "
+                  f"{r['epochs_s']:.1f} ({len(r['epoch_s'])}) | {r['save_s']:.1f} | {r['total_s']:.1f} | {r['peak_mb']:.0f} |" for r in report['file_to_model']]
+        for fmt, v in (report.get('file_to_model_targets') or {}).items():
+            lines.append(f"- {fmt} file → saved lazy model in ≤ {v['bar_s']:g} s with peak ≤ {v['bar_mb']:g} MB: {_verdict(v['ok'])} "
+                         f"({v['seconds']:.1f} s, {v['peak_mb']:.0f} MB).")
     if report.get('read_speed'):
         r = report['read_speed']
         lines += ['', f"- reading a {r['n_lines']:,}-line `u.data` with checks (`read_ratings`) takes ≤ {r['bar']:g}× `pd.read_csv`'s time: "
@@ -148,5 +173,5 @@ def add_bench_arguments(p):
     p.add_argument('--repeats', type=int, default=1, help='repeats; the tables show medians (default: 1)')
     p.add_argument('--threads', type=int, default=1, help='torch threads (default: 1)')
     p.add_argument('--smoke', action='store_true', help='tiny settings that only check the code paths (seconds)')
-    p.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings and reading a 5M-line file (about 6 more minutes)')
+    p.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings, reading a 5M-line file, and 25M-rating CSV and Parquet files to saved models (about 10 more minutes)')
     return p

@@ -6,7 +6,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/bench_scale.html.md"""
 
 # %% auto #0
 __all__ = ['scale_shape', 'scale_one', 'run_scale', 'format_scale', 'check_scale', 'write_u_data', 'read_one', 'read_speed',
-           'main']
+           'write_ratings_files', 'file_one', 'file_to_model', 'check_file_to_model', 'main']
 
 # %% ../nbs/94_bench_scale.ipynb #47a209e1
 import argparse
@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from .bench_report import load_targets
-from .fast import FastDotProductBias, fast_loaders, fit_lazy
+from .fast import FastDotProductBias, fast_loaders, fit_lazy, train_file
 from .measure import measure, reset_peak, rss_mb
 from .ratings import read_ratings
 from .scale import ML25M_SHAPE, synthetic_ratings
@@ -119,18 +119,60 @@ def read_speed(n_lines=5_000_000, threads=1, log=print):
     return dict(n_lines=n_lines, read_ratings=ours, read_csv=pandas, time_x=ours['seconds'] / pandas['seconds'],
                 peak_x=ours['peak_mb'] / pandas['peak_mb'])
 
+# %% ../nbs/94_bench_scale.ipynb #1a2b3c4d
+def write_ratings_files(n_ratings, paths, seed=0):
+    "Write the same `n_ratings` synthetic ratings (half stars, with timestamps) to each of `paths`: Parquet for `.parquet`, else CSV with a header."
+    df = synthetic_ratings(**scale_shape(n_ratings), seed=seed).rename(columns={'movie': 'item'})
+    df['rating'] = (df.rating * 2).round().clip(1, 10) / 2
+    df['timestamp'] = 874_724_710 + np.arange(len(df)) % 10_000_000
+    import pyarrow as pa, pyarrow.csv, pyarrow.parquet
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    del df
+    for path in paths:
+        if Path(path).suffix == '.parquet': pa.parquet.write_table(table, path)
+        else: pa.csv.write_csv(table, path)  # Arrow's CSV writer: 25M rows are a big file
+    return paths
+
+def file_one(path, epochs=5):
+    "Seconds of each stage of `train_file` on `path` (read, encode, epochs, save), the total and the peak resident MB."
+    with tempfile.TemporaryDirectory() as d:
+        (model, classes, times), used = measure(train_file, path, Path(d)/'model.pt', epochs=epochs)
+    return dict(format=Path(path).suffix.lstrip('.'), n_users=len(classes['user']), n_items=len(classes['item']),
+                epochs_s=sum(times['epoch_s']), **times, peak_mb=used['peak_mb'])
+
+# %% ../nbs/94_bench_scale.ipynb #2b3c4d5e
+def file_to_model(n_ratings=25_000_095, formats=('csv', 'parquet'), epochs=5, threads=1, log=print):
+    "Write `n_ratings` synthetic ratings once per format and run `file_one` on each file in a fresh process; one row per format."
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        paths = write_ratings_files(n_ratings, [Path(d)/f'synthetic.{fmt}' for fmt in formats])  # not `ratings.csv`: a MovieLens name
+        for fmt, path in zip(formats, paths):
+            rows.append(dict(_in_fresh_process('--file', path, '--epochs', epochs, threads=threads), n_ratings=n_ratings))
+            r = rows[-1]
+            log(f"{n_ratings:,} ratings in {fmt}: file to saved model {r['total_s']:.1f} s (read {r['read_s']:.1f}, encode {r['encode_s']:.1f}, "
+                f"{epochs} epochs {r['epochs_s']:.1f}, save {r['save_s']:.1f}), peak {r['peak_mb']:.0f} MB")
+    return rows
+
+def check_file_to_model(rows, targets=None):
+    "Each `file_to_model` row judged on the bars of `bench_targets.json`: seconds from file to saved model and peak MB."
+    t = targets or load_targets()
+    return {r['format']: dict(seconds=r['total_s'], bar_s=t['file_to_model_s'], peak_mb=r['peak_mb'], bar_mb=t['file_to_model_peak_mb'],
+                              ok=r['total_s'] <= t['file_to_model_s'] and r['peak_mb'] <= t['file_to_model_peak_mb']) for r in rows}
+
 # %% ../nbs/94_bench_scale.ipynb #9fda1710
 def main(argv=None):
-    "Entry for one measurement in a fresh process: `--one N` (a `scale_one` run) or `--read PATH --reader NAME`."
+    "Entry for one measurement in a fresh process: `--one N` (a `scale_one` run), `--read PATH --reader NAME` or `--file PATH` (`file_one`)."
     p = argparse.ArgumentParser(prog='python -m collab_lessons.bench_scale', description=main.__doc__)
     p.add_argument('--one', type=int, default=0, help='measure scale_one for this many synthetic ratings')
-    p.add_argument('--epochs', type=int, default=3, help='epochs of the scale_one run')
+    p.add_argument('--epochs', type=int, default=3, help='epochs of the scale_one or file_one run')
+    p.add_argument('--file', type=Path, help='time train_file on this ratings file (read, encode, train, save)')
     p.add_argument('--read', type=Path, help='time reading this u.data-format file')
     p.add_argument('--reader', choices=('read_ratings', 'read_csv'), default='read_ratings')
     p.add_argument('--threads', type=int, default=1, help='torch threads')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(json.dumps(scale_one(args.one, epochs=args.epochs) if args.one else read_one(args.read, args.reader)))
+    if args.file: print('\n' + json.dumps(file_one(args.file, epochs=args.epochs)))  # on its own line, after the progress bar
+    else: print(json.dumps(scale_one(args.one, epochs=args.epochs) if args.one else read_one(args.read, args.reader)))
 
 # %% ../nbs/94_bench_scale.ipynb #b33661f9
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'collab_lessons.bench_scale': main()

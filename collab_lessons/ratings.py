@@ -115,7 +115,9 @@ def _id_checks(df, cols):
 # %% ../nbs/72_ratings.ipynb #2497aaed
 def _repeated_pairs(df):
     "Rows whose (user, movie) pair is on an earlier row: sorting one int64 key finds out fast whether there are any."
-    key = np.sort(df['user'].to_numpy(np.int64) * (MAX_ID + 1) + df['movie'].to_numpy(np.int64))
+    key = df['user'].to_numpy(np.int64) * (MAX_ID + 1)
+    key += df['movie'].to_numpy(np.int64)
+    key.sort()  # in place: one int64 copy of the ids, not three
     if not (key[1:] == key[:-1]).any(): return np.zeros(len(df), dtype=bool)
     return df.duplicated(['user', 'movie']).to_numpy()
 
@@ -307,10 +309,19 @@ def _sniff(path, sep):
 def _own_table(path, sep):
     "The raw table in `path`: Parquet by its suffix, else delimited text (header sniffed); and the line number of its first row."
     if path.suffix.lower() in ('.parquet', '.pq'):
-        try: return pd.read_parquet(path), 2
+        try:
+            import pyarrow as pa, pyarrow.parquet as pq
+            df = pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)  # frees Arrow's copy column by column
+            pa.default_memory_pool().release_unused()  # and hands that memory back to the system
+            return df, 2
         except Exception as e: raise DataError(f"{path} is not a readable Parquet file ({type(e).__name__}: {e}).") from None
     sep, header = _sniff(path, sep)
-    try: df = pd.read_csv(path, sep=sep, header=0 if header else None, skipinitialspace=True, engine='c' if len(sep) == 1 else 'python')
+    try:
+        chunks = pd.read_csv(path, sep=sep, header=0 if header else None, skipinitialspace=True, engine='c' if len(sep) == 1 else 'python',
+                             chunksize=1 << 21)  # a big file in pieces: the parser's buffers stay small
+        with chunks: parts = list(chunks)
+        df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        del parts
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
         raise DataError(f"{path} could not be read as {sep!r}-separated text: {' '.join(str(e).split())}") from None
     if not header:
@@ -321,6 +332,9 @@ def _own_table(path, sep):
 # %% ../nbs/72_ratings.ipynb #b3db5170
 def _as_ids(col, name, path, first_line):
     "The id column `col`: whole numbers as int64, anything else as stripped strings; `DataError` at the first empty id."
+    if pd.api.types.is_integer_dtype(col) and not col.isna().any(): return col.astype('int64')  # numbers already: no text to parse
+    if pd.api.types.is_float_dtype(col) and not col.isna().any() and (col.abs() < 2**53).all() and (col == col.round()).all():
+        return col.astype('int64')
     if pd.api.types.is_float_dtype(col) and (col.dropna() == col.dropna().round()).all(): col = col.astype('Int64')
     text = col.astype('string').str.strip()
     bad = text.isna() | (text == '')
@@ -329,6 +343,12 @@ def _as_ids(col, name, path, first_line):
     return as_int.astype('int64') if as_int.notna().all() and (as_int == as_int.round()).all() else text.astype(str)
 
 # %% ../nbs/72_ratings.ipynb #f37f4a61
+def _repeated_ids(df):
+    "Rows whose (user, movie) pair is on an earlier row: by one sorted key when both ids are whole numbers from 0 to `MAX_ID`, else by pandas."
+    ids = [df[c] for c in ('user', 'movie')]
+    if all(pd.api.types.is_integer_dtype(c) and c.min() >= 0 and c.max() <= MAX_ID for c in ids): return _repeated_pairs(df)
+    return df.duplicated(['user', 'movie']).to_numpy()
+
 def read_own_ratings(path,           # a CSV/TSV/Parquet file, one rating per row
                      user=None, item=None, rating=None, timestamp=None, # column names; `None`: found from the header
                      sep=None):      # separator of a text file; `None`: sniffed from its first line
@@ -338,11 +358,12 @@ def read_own_ratings(path,           # a CSV/TSV/Parquet file, one rating per ro
     df, first = _own_table(path, sep)
     cols = _role_columns(list(df.columns), path, dict(user=user, movie=item, rating=rating, timestamp=timestamp))
     out = pd.DataFrame({role: df[c] for role, c in cols.items()})
+    del df  # the file's own table: not needed any more
     out['user'], out['movie'] = _as_ids(out.user, 'user', path, first), _as_ids(out.movie, 'item', path, first)
     out = _as_numbers(out, ['rating'], path, first)
     bad = ~np.isfinite(out.rating.to_numpy(dtype=float))
     checks = [(bad, 'the rating is not a finite number'),
-              (lambda: out.duplicated(['user', 'movie']).to_numpy(), 'this user rated this item on an earlier line already')]
+              (lambda: _repeated_ids(out), 'this user rated this item on an earlier line already')]
     if 'timestamp' in out: out['timestamp'] = _as_times(out.timestamp, path, first)
     return _raise_first(out, path, checks, first).reset_index(drop=True)
 
@@ -395,17 +416,21 @@ def _ratings_at(path, columns):
 # %% ../nbs/72_ratings.ipynb #ef16a58a
 def load_ratings(dataset='ml-100k', # 'ml-100k', 'ml-latest-small', or the path of a MovieLens folder or a ratings file
                  items=None,        # a titles file for the items (`read_item_titles`); MovieLens folders bring their own
+                 titles=True,       # add the `title` column; `False` leaves it out (a big file's ids as text cost gigabytes)
                  **columns):        # column names of your own file: `user=`, `item=`, `rating=`, `timestamp=`, `sep=`
     "Checked ratings with a `title` column: a named dataset, a MovieLens folder, or your own file (items untitled get their id)."
     if dataset == 'ml-100k':
         path = ml100k_path()
+        if not titles: return read_ratings(path/'u.data')
         return add_titles(read_ratings(path/'u.data'), read_titles(path/'u.item'), path/'u.item')
     if dataset == 'ml-latest-small':
-        return add_titles(*read_latest_small(), 'the bundled movies.csv.gz')
+        ratings, movies = read_latest_small()
+        return add_titles(ratings, movies, 'the bundled movies.csv.gz') if titles else ratings
     path = Path(dataset)
     if not path.exists():
         raise DataError(f"Unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}, or give the path of a ratings file or folder.")
-    ratings, titles = _ratings_at(path, columns)
-    if items is not None: titles = read_item_titles(items, columns.get('item'))
-    if titles is None: return ratings.assign(title=ratings.movie.astype(str))
-    return add_titles(ratings, titles, items or path)
+    ratings, names = _ratings_at(path, columns)
+    if not titles: return ratings
+    if items is not None: names = read_item_titles(items, columns.get('item'))
+    if names is None: return ratings.assign(title=ratings.movie.astype(str))
+    return add_titles(ratings, names, items or path)

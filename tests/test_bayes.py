@@ -63,3 +63,22 @@ def test_ensemble_averages_its_members():
     assert len(histories) == 2 and preds.shape == valid.y.shape
     ens = (preds - valid.y).pow(2).mean().sqrt().item()
     assert ens <= max(h[-1]['valid_rmse'] for h in histories) + 1e-6
+
+
+def test_sample_rows_csr_draws_what_sample_rows_draws():
+    "The sparse-product sums give the same draws as the per-rating outer products, repeated (row, other) pairs included."
+    from collab_lessons.bayes import row_groups, sample_rows_csr
+    g = torch.Generator().manual_seed(3)
+    idx, other = torch.randint(0, 5, (200,), generator=g), torch.randint(0, 7, (200,), generator=g)
+    feats, y, m, Lam = torch.randn(7, 3, generator=g), torch.randn(200, generator=g), torch.randn(3, generator=g), 2 * torch.eye(3)
+    torch.manual_seed(0); slow = sample_rows(feats[other], y, idx, 5, 1.5, m, Lam)
+    torch.manual_seed(0); fast = sample_rows_csr(feats, y, row_groups(idx, other, 5, 7), 1.5, m, Lam)
+    assert torch.allclose(slow, fast, atol=1e-4)
+
+
+def test_fit_bpmf_sparse_and_dense_sweeps_agree():
+    train, valid, c = fast_loaders(_low_rank(seed=2), seed=0)
+    n_users, n_items = len(c['user']), len(c['item'])
+    torch.manual_seed(1); dense, _ = fit_bpmf(train, n_users, n_items, valid, rank=3, n_samples=12, burn_in=4, every=0, sparse=False)
+    torch.manual_seed(1); sparse, _ = fit_bpmf(train, n_users, n_items, valid, rank=3, n_samples=12, burn_in=4, every=0)
+    assert torch.allclose(dense, sparse, atol=1e-3)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from collab_lessons import bench as bench_module
-from collab_lessons.bench import blend_record, main, run_fast, run_once
+from collab_lessons.bench import BLEND, RECIPES, blend_record, main, run_fast, run_once
 from collab_lessons.splits import split_random
 
 
@@ -55,3 +55,34 @@ def test_run_once_tunes_the_blend_weight_on_u1_tune_only(monkeypatch):
     assert results['u1-test']['best_blend']['rmse'] == pytest.approx(0.5)    # 0.5 * 1 + 0.5 * 0 off everywhere
     assert all('preds' not in r for split in results.values() for r in split.values())
     json.dumps(results)
+
+
+def test_run_folds_reuses_u1_and_scores_each_other_fold_once(monkeypatch):
+    "u1 comes from this run's record; every other fold is fitted on its base file and blended with the u1-tune weight."
+    from collab_lessons.bench import run_folds
+    seen = []
+    def fake_split(fold):
+        seen.append(fold)
+        return pd.DataFrame(dict(rating=[1., 2.])), pd.DataFrame(dict(rating=[3., 5.]))
+    def fake(name, train, valid, *args, **kwargs):
+        off = 1. if name == 'bpmf' else -1.
+        return dict(_record(.1, 2., []), preds=torch.tensor(valid.rating.to_numpy(), dtype=torch.float32) + off)
+    monkeypatch.setattr(bench_module, 'load_split', fake_split)
+    monkeypatch.setattr(bench_module, 'run_recipe', fake)
+    out = run_folds(0.25, dict(rmse=.9, fit_s=40.), folds=('u1', 'u2', 'u3'), log=lambda *a: None)
+    assert seen == ['u2', 'u3'] and out['rmse']['u1'] == .9 and out['fit_s']['u2'] == 4.
+    assert out['rmse']['u2'] == pytest.approx(0.5)          # 0.75 * (+1) + 0.25 * (-1) off everywhere
+    assert out['mean_rmse'] == pytest.approx((.9 + .5 + .5) / 3)
+
+
+def test_lesson_quotes_the_committed_best_model_run():
+    "Lesson 96 shows `bench/best_model.json` (read in a cell, its table stored), and the benchmark uses the chosen settings."
+    root = Path(__file__).parent.parent
+    run = json.loads((root/'bench/best_model.json').read_text())
+    for name in BLEND: assert run['settings'][name] == {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES[name].items() if k != 'kind'}
+    cells = {c['id']: c for c in json.loads((root/'nbs/96_bench.ipynb').read_text())['cells']}
+    shown = ''.join(''.join(o.get('data', {}).get('text/plain', '')) for o in cells['0e1f2a3b']['outputs'])
+    assert all(f"{r['blend_rmse']:.4f}" in shown for r in run['tune'])
+    chosen = next(r for r in run['tune'] if (r['bpmf_samples'], r['ae_seeds'], r['ae_epochs']) == (200, 1, 24))
+    assert chosen['blend_rmse'] <= min(r['blend_rmse'] for r in run['tune']) + 0.001   # within 0.001 of the best tried on u1-tune
+    assert run['u1']['best_rmse'] <= 0.89

@@ -50,3 +50,15 @@ def test_read_speed_times_both_readers_on_the_same_file():
 def test_exercise_blocked_and_shuffled_epochs():
     blocked, shuffled = scale_one(20_000, epochs=2), scale_one(20_000, epochs=2, block_rows=None)
     assert blocked['valid_rmse'] < 1.2 and shuffled['valid_rmse'] < 1.2
+
+
+def test_file_to_model_both_formats_and_verdicts():
+    "CSV and Parquet files of the same synthetic ratings, each trained in a fresh process: same shape, every stage timed."
+    from collab_lessons.bench_scale import check_file_to_model, file_to_model
+    rows = file_to_model(20_000, epochs=1, log=lambda *a: None)
+    assert [r['format'] for r in rows] == ['csv', 'parquet'] and rows[0]['n_users'] == rows[1]['n_users']
+    assert all(r['total_s'] >= r['read_s'] + r['encode_s'] + r['epochs_s'] and r['peak_mb'] > 0 for r in rows)
+    v = check_file_to_model(rows, dict(file_to_model_s=1e6, file_to_model_peak_mb=1e6))
+    assert v['csv']['ok'] and v['parquet']['ok']
+    v = check_file_to_model([dict(rows[0], total_s=91.)], dict(file_to_model_s=90, file_to_model_peak_mb=1e6))
+    assert not v['csv']['ok'] and v['csv']['seconds'] == 91.

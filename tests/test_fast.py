@@ -117,3 +117,21 @@ def test_fast_loaders_blocked_trains_like_the_plain_loader(tiny_ratings):
     before = score_loader(model, seen)['rmse']
     fit_lazy(model, blocked, epochs=5, lr=0.1)
     assert score_loader(model, seen)['rmse'] < before - 0.1     # it learns the ratings it was shown
+
+
+def test_train_file_reads_trains_and_saves_plain_tensors(tmp_path, capsys):
+    "From a CSV of string ids to a saved file that `torch.load(weights_only=True)` reads, with each stage's seconds."
+    from collab_lessons.fast import train_file
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(dict(customer=[f'c{u}' for u in rng.integers(0, 40, 600)], product=rng.integers(0, 30, 600),
+                           stars=rng.integers(1, 6, 600))).drop_duplicates(['customer', 'product'])
+    df.to_csv(tmp_path/'mine.csv', index=False)
+    model, classes, times = train_file(tmp_path/'mine.csv', tmp_path/'m.pt', epochs=3, bs=64, progress=False)
+    saved = torch.load(tmp_path/'m.pt', weights_only=True)
+    assert saved['classes']['user'] == list(classes['user']) and saved['classes']['item'].tolist() == list(classes['item'])
+    assert torch.equal(saved['state']['item_bias.weight'], model.item_bias.weight) and saved['kind'] == 'lazy'
+    assert len(times['epoch_s']) == 3 and times['total_s'] >= times['read_s'] + times['encode_s'] + sum(times['epoch_s'])
+    assert not any(p.name.endswith('.tmp') for p in tmp_path.iterdir())   # no temporary left beside the model
+    assert capsys.readouterr().out == ''                                   # progress=False: no bar
+    with pytest.raises(ValueError, match='lazy'): train_file(tmp_path/'mine.csv', kind='bpmf')
+    with pytest.raises(DataError): train_file(tmp_path/'missing.csv')

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 from fastai.tabular.core import TabWeightedDL
@@ -241,3 +242,34 @@ def test_load_ratings_own_file_with_an_items_file(tmp_path):
 
 def test_load_ratings_unknown_name_or_missing_path():
     with pytest.raises(DataError, match='or give the path of a ratings file or folder'): load_ratings('no/such/file.csv')
+
+
+def test_numeric_ids_skip_the_text_round_trip(tmp_path):
+    "Integer and whole-float id columns come out as int64 as before; string ids stay strings; titles can be left out."
+    df = pd.DataFrame(dict(user=np.array([3, 1, 2], dtype='int32'), item=[10., 20., 10.], rating=[4, 5, 3]))
+    df.to_parquet(tmp_path/'r.parquet', index=False)
+    out = read_own_ratings(tmp_path/'r.parquet')
+    assert out.user.dtype == 'int64' and out.movie.dtype == 'int64' and out.movie.tolist() == [10, 20, 10]
+    assert 'title' not in load_ratings(tmp_path/'r.parquet', titles=False) and 'title' in load_ratings(tmp_path/'r.parquet')
+    df.assign(item=['a', 'b', 'a']).to_csv(tmp_path/'s.csv', index=False)
+    assert read_own_ratings(tmp_path/'s.csv').movie.tolist() == ['a', 'b', 'a']
+
+
+def test_repeated_pairs_found_for_negative_and_huge_ids(tmp_path):
+    "Ids outside 0-MAX_ID skip the one-key sort but are still checked, with the same message and line."
+    for users in ([-1, 5, -1], [2**40, 5, 2**40]):
+        pd.DataFrame(dict(user=users, item=[7, 7, 7], rating=[1, 2, 3])).to_csv(tmp_path/'d.csv', index=False)
+        with pytest.raises(DataError, match=r'line 4: this user rated this item on an earlier line already'):
+            read_own_ratings(tmp_path/'d.csv')
+
+
+def test_big_csv_read_in_chunks_keeps_line_numbers(tmp_path):
+    "A file over one 2M-line chunk is read in pieces; a repeat in the second piece is still named by its line."
+    n = (1 << 21) + 1000
+    df = pd.DataFrame(dict(user=np.arange(n) // 50 + 1, item=np.arange(n) % 50 + 1, rating=np.full(n, 4)))
+    df.to_csv(tmp_path/'big.csv', index=False)
+    assert len(read_own_ratings(tmp_path/'big.csv')) == n
+    df.iloc[[n - 10]] = df.iloc[[3]].to_numpy()
+    df.to_csv(tmp_path/'big.csv', index=False)
+    with pytest.raises(DataError, match=f'line {n - 10 + 2}: this user rated'):
+        read_own_ratings(tmp_path/'big.csv')
