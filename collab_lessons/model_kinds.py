@@ -235,14 +235,10 @@ def _train_fast(kind, train, users, items, o):
 # %% ../nbs/79_model_kinds.ipynb #7bf3b0ba
 def _bpmf_factors(dl, n_users, n_items, rank, n_samples, burn_in, keep):
     "Gibbs-sample Bayesian MF on the loader `dl`; return up to `keep` evenly thinned samples `(U, V)` after `burn_in` and the mean rating."
-    from collab_lessons.bayes import _gibbs_sweep
+    from collab_lessons.bayes import gibbs_samples
     if burn_in >= n_samples: raise ValueError(f"burn_in={burn_in} leaves no sample out of n_samples={n_samples}.")
-    users, items, r = dl.x[:, 0], dl.x[:, 1], dl.y
-    mu, alpha = r.mean().item(), 2.
-    U, V = 0.1 * torch.randn(n_users, rank + 1), 0.1 * torch.randn(n_items, rank + 1)
-    thin, samples = max(1, -(-(n_samples - burn_in) // keep)), []
-    for sweep in range(n_samples):
-        U, V, alpha = _gibbs_sweep(U, V, users, items, r, mu, alpha)
+    thin, samples, mu = max(1, -(-(n_samples - burn_in) // keep)), [], None
+    for sweep, U, V, mu in gibbs_samples(dl, n_users, n_items, rank, n_samples):
         if sweep >= burn_in and (n_samples - 1 - sweep) % thin == 0: samples.append((U, V))
     return samples, mu
 
