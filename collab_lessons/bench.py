@@ -26,6 +26,7 @@ from fastai.tabular.core import TabWeightedDL
 
 from .bayes import fit_bpmf_ensemble
 from .bench_report import add_bench_arguments, check_targets, load_targets, format_markdown, format_table, plot_curves, summarise
+from .bench_query import check_query, query_speed
 from .bench_scale import check_file_to_model, check_scale, file_to_model, format_scale, read_speed, run_scale
 from .bias import DotProductBias
 from .course import course_learner, fit_learner
@@ -280,14 +281,16 @@ def bench(out='bench_results', # folder for `bench.json`, `bench.md` and `time_v
 
 # %% ../nbs/96_bench.ipynb #c14cddf0
 def _scale_part(smoke, threads, log):
-    "The `--scale` part of a report: synthetic sizes with their verdicts, reading a big `u.data` against `pd.read_csv`, and 25M-rating files to saved models."
+    "The `--scale` part of a report: synthetic sizes with their verdicts, reading a big `u.data` against `pd.read_csv`, 25M-rating files to saved models, and query times."
     rows = run_scale(SMOKE['scale_sizes'] if smoke else (1_000_000, 5_000_000, 25_000_095), threads=threads, log=log)
     log(format_scale(rows))
     speed = read_speed(SMOKE['read_lines'] if smoke else 5_000_000, threads=threads, log=log)
     speed['bar'] = load_targets()['read_time_ratio']
     speed['ok'] = speed['time_x'] <= speed['bar']
     files = file_to_model(SMOKE['file_ratings'] if smoke else 25_000_095, threads=threads, log=log)
-    return dict(scale=rows, scale_targets=check_scale(rows), read_speed=speed, file_to_model=files, file_to_model_targets=check_file_to_model(files))
+    query = query_speed(smoke, threads, log)
+    return dict(scale=rows, scale_targets=check_scale(rows), read_speed=speed, file_to_model=files, file_to_model_targets=check_file_to_model(files),
+                query=query, query_targets=check_query(query, load_targets()))
 
 def main(argv=None):
     "Command-line entry: `python -m collab_lessons.bench [--repeats N] [--threads N] [--smoke] [--scale] [--out DIR]`."
