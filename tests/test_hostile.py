@@ -17,6 +17,7 @@ import torch
 from fastai.data.external import fastai_cfg
 
 import collab_lessons.model_files as mf
+import collab_lessons.outputs as outputs
 from collab_lessons import ratings as data
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import main
@@ -290,7 +291,7 @@ def test_two_runs_saving_the_same_file_at_once(tmp_path, model, monkeypatch):
     torch.manual_seed(1)
     other = DotProductBias(len(USERS), len(TITLES), 4)
     path, real_save, pids = tmp_path/'m.pt', torch.save, iter([1001, 2002])  # two processes
-    monkeypatch.setattr(mf.os, 'getpid', lambda: next(pids))
+    monkeypatch.setattr(outputs.os, 'getpid', lambda: next(pids))
     def interleaved(obj, f):
         f.write(b'half')
         monkeypatch.setattr(mf.torch, 'save', real_save)
