@@ -349,7 +349,8 @@ def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
     try: code = main(['recommend', '--user', '3', '--model', model_file, '--json'])
     except KeyboardInterrupt: code = 'KeyboardInterrupt escaped'  # caught here, or pytest itself would stop
     out, err = capsys.readouterr()
-    assert code == cli.EXIT_CODES['interrupted'] == 130
+    from collab_lessons.errors import EXIT_CODES
+    assert code == EXIT_CODES['interrupted'] == 130
     assert err.strip().splitlines() == ['collab-lessons recommend: 오류: Ctrl-C로 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. '
                                         '다시 실행하세요. / error: interrupted with Ctrl-C. Files are written whole or not at '
                                         'all; run the command again.']
