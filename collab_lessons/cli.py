@@ -26,7 +26,7 @@ import pandas as pd
 from . import __version__
 from . import products
 from .bench_report import add_bench_arguments
-from .errors import EXIT_CODES, KOREAN, one_line, report_error
+from .errors import EXIT_CODES, EXIT_HELP, KOREAN, one_line, report_error
 from .interpret import find_title, find_user, similar_movies
 from .model_files import load_model
 from .model_kinds import ALIASES, KINDS
@@ -40,13 +40,7 @@ DEFAULT_OUT = 'course_output'
 DEFAULT_MODEL = f'{DEFAULT_OUT}/model.pt'
 
 # %% ../nbs/83_cli.ipynb #f2b72e87
-_EPILOG = f"""exit codes: 0 ok, 1 unexpected error, 2 bad arguments or ratings, 3 data missing or invalid,
-4 model file missing, damaged or foreign, or the disk full while saving, 5 unknown user id or movie title
-(closest matches are shown), 6 an output path that cannot be written (checked before any training),
-7 training diverged (NaN or infinite loss or weights; nothing saved), 129 stopped by SIGHUP,
-130 interrupted with Ctrl-C, 143 stopped by SIGTERM.
-Errors are one line in Korean and English; add --debug to see the full traceback instead.
-
+_EPILOG = EXIT_HELP + f"""
 start here:
   collab-lessons course                       # train the course's models on MovieLens 100k, save to ./{DEFAULT_OUT}
   collab-lessons recommend --user 42          # 10 unseen movies for user 42 from ./{DEFAULT_MODEL}
