@@ -6,26 +6,19 @@ Docs: https://collab-lessons.github.io/collab-lessons/model_files.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'READ_VERSIONS', 'COURSE_FILES', 'WEIGHT_SHAPES', 'ModelFileError', 'model_record',
-           'OutputPathError', 'check_output_file', 'atomic_write', 'atomic_save', 'save_model', 'save_learner',
-           'save_trained', 'check_output_folder', 'atomic_folder', 'save_course', 'Stopped', 'stop_on_signals',
-           'SavedModel', 'load_model']
+           'atomic_save', 'save_model', 'save_learner', 'save_trained', 'save_course', 'SavedModel', 'load_model']
 
 # %% ../nbs/81_model_files.ipynb #313110e1
-import errno
 import io
 import math
-import os
 import pickle
-import shutil
-import signal
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .interpret import factors_and_biases, movie_counts, movie_pca, plot_movie_pca
+from .outputs import atomic_folder, atomic_write, check_output_folder, disk_full
 from .recommend import encode_pairs
 from .model_kinds import KINDS, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
 
@@ -67,70 +60,12 @@ def model_record(model, users, titles, ratings=None, info=None):
     return dict(format=MODEL_FORMAT, version=MODEL_VERSION, kind='course', info=info, users=[_plain(u) for u in users],
                 items=[str(t) for t in titles], titles=[str(t) for t in titles], weights=weights, seen=seen, counts=counts)
 
-# %% ../nbs/81_model_files.ipynb #7a1d0001
-def _disk_full(error):
-    "Whether `error`, or an error it arose from (PyTorch wraps write errors in a `RuntimeError`), says the disk is full."
-    for _ in range(10):  # a chain of causes is short; this also stops on a loop
-        if error is None: return False
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT): return True
-        error = error.__cause__ or error.__context__
-    return False
-
-# %% ../nbs/81_model_files.ipynb #bb9d604f
-class OutputPathError(Exception):
-    "An output path cannot be written (a folder or a file is in the way, or no write permission); the message says what to change."
-
-# %% ../nbs/81_model_files.ipynb #d59f939a
-def _probe(path):
-    "`OutputPathError` if the operating system refuses the name `path` itself (too long, a NUL byte, a file used as a folder)."
-    try: os.stat(path)
-    except FileNotFoundError: pass
-    except ValueError as e: raise OutputPathError(f"Cannot write {path!r}: the path is not valid ({e}).") from None
-    except OSError as e: raise OutputPathError(f"Cannot write {path}: {e.strerror}. Choose another path.") from None
-
-# %% ../nbs/81_model_files.ipynb #03dd8695
-def _check_parent(path):
-    "`OutputPathError` unless the nearest existing folder above `path` is a folder that this process can write to."
-    for parent in path.parents:
-        if parent.is_symlink() and not parent.exists():
-            raise OutputPathError(f"Cannot write {path}: {parent} is a broken link. Remove it or choose another path.")
-        if not parent.exists(): continue
-        if not parent.is_dir():
-            raise OutputPathError(f"Cannot write {path}: {parent} is a file, not a folder. Choose another path or move that file.")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise OutputPathError(f"Cannot write {path}: the folder {parent} is not writable. Choose a folder you can write to.")
-        return
-
-# %% ../nbs/81_model_files.ipynb #d1f119e3
-def check_output_file(path):
-    "`path` as a `Path` if a file can be written there (not a folder, no file among its parents, writable); `OutputPathError` otherwise."
-    path = Path(path)
-    _check_parent(path)
-    _probe(path)
-    if path.is_dir(): raise OutputPathError(f"{path} is a folder: give the path of a file to write, e.g. {path/'model.pt'}.")
-    return path
-
-# %% ../nbs/81_model_files.ipynb #7a1d0002
-def atomic_write(path, write):
-    "Call `write` with a binary file open on a temporary file beside `path` (one per process and thread), then rename it over `path`."
-    path = check_output_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    return path
-
 # %% ../nbs/81_model_files.ipynb #9a2935b3
 def atomic_save(obj, path):
     "`torch.save` `obj` to `path` with `atomic_write`, so `path` is never half-written; `ModelFileError` if the disk is full."
     try: return atomic_write(path, lambda f: torch.save(obj, f))
     except Exception as e:
-        if not _disk_full(e): raise
+        if not disk_full(e): raise
         raise ModelFileError(f"Could not save {path}: the disk is full. The previous {Path(path).name}, if any, is unchanged "
                              "and no partial file was left; free some disk space and save again.") from e
 
@@ -166,41 +101,6 @@ def save_trained(path,        # where to write the model file
 # %% ../nbs/81_model_files.ipynb #98b22297
 COURSE_FILES = ('model.pt', 'results.csv', 'results.json', 'valid_mse.png', 'movie_pca.png')
 
-# %% ../nbs/81_model_files.ipynb #092ae44f
-def check_output_folder(path, names=None):
-    "`path` if a folder can be swapped in there: not a file, writable, holding nothing but `names` (anything when `None`); `OutputPathError` otherwise."
-    path = Path(path)
-    _check_parent(path)
-    _probe(path)
-    if path.resolve() in (Path.cwd(), Path(path.resolve().anchor)) or path.name in ('', '.', '..'):
-        raise OutputPathError(f"{path} is the current or a top folder: give a folder by name, e.g. {path/'course_output'}.")
-    if path.exists() and not path.is_dir():
-        raise OutputPathError(f"{path} is a file: give a folder for the output, e.g. {path.with_name(path.name + '_output')}.")
-    others = sorted(p.name for p in path.iterdir() if p.name not in names) if path.is_dir() and names is not None else []
-    if others: raise OutputPathError(f"{path} holds other files ({', '.join(others[:3])}): the run replaces the whole "
-                                     "folder, so give a new or empty folder, or one that an earlier run wrote.")
-    return path
-
-# %% ../nbs/81_model_files.ipynb #e45a0109
-def atomic_folder(path, write):
-    "Call `write` with a fresh temporary folder beside the folder `path`, then swap it in for `path`, which always holds one run's files."
-    path = check_output_folder(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem = path.with_name(f'.{path.name}.{os.getpid()}.{threading.get_ident()}')
-    tmp, old = stem.with_name(stem.name + '.tmp'), stem.with_name(stem.name + '.old')
-    tmp.mkdir()
-    try:
-        write(tmp)
-        if path.exists(): os.replace(path, old)
-        try: os.replace(tmp, path)
-        except BaseException:
-            if old.exists(): os.replace(old, path)  # put the old folder back
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return path
-
 # %% ../nbs/81_model_files.ipynb #2581e58f
 def save_course(out, table, learn, ratings, dataset):
     "Write the final model, the results `table` (CSV, JSON) and the plots of a `run_course` into the folder `out`, swapped in whole."
@@ -217,26 +117,6 @@ def save_course(out, table, learn, ratings, dataset):
         for name, fig in plots.items(): fig.savefig(folder/name, format='png', dpi=100)
     atomic_folder(check_output_folder(out, COURSE_FILES), write)
     return [Path(out)/name for name in COURSE_FILES]
-
-# %% ../nbs/81_model_files.ipynb #646eeba4
-class Stopped(KeyboardInterrupt):
-    "Raised by SIGTERM or SIGHUP inside `stop_on_signals`, so that the clean-up of Ctrl-C (temporary files removed, old files kept) runs."
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-# %% ../nbs/81_model_files.ipynb #08460af3
-@contextmanager
-def stop_on_signals(signums=(signal.SIGTERM, signal.SIGHUP)):
-    "Within this context the signals `signums` raise `Stopped` (in the main thread only); the previous handlers come back after it."
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    def stop(signum, frame): raise Stopped(signum)
-    old = {s: signal.signal(s, stop) for s in signums}
-    try: yield
-    finally:
-        for s, handler in old.items(): signal.signal(s, handler)
 
 # %% ../nbs/81_model_files.ipynb #3a57fb68
 def _first_line(error):

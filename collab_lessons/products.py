@@ -18,7 +18,8 @@ import torch
 
 from .evaluate import popularity_matrix, ranking_metrics
 from .measure import rating_metrics
-from .model_files import COURSE_FILES, atomic_write, check_output_file, check_output_folder, save_trained
+from .model_files import COURSE_FILES, save_trained
+from .outputs import atomic_write, check_output_file, check_output_folder
 from .model_kinds import FOLD_IN_KINDS, SIMILAR_KINDS, encode, train_kind
 from .ratings import DataError, load_ratings
 from .recommend import top_unseen

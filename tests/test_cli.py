@@ -13,7 +13,8 @@ import torch
 import collab_lessons.cli as cli
 import collab_lessons.products as products
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import EXIT_CODES, build_parser, main
+from collab_lessons.cli import build_parser, main
+from collab_lessons.errors import EXIT_CODES, KOREAN as _KOREAN
 from collab_lessons.model_files import COURSE_FILES, save_model
 from collab_lessons.recommend import parse_ratings
 
@@ -134,7 +135,7 @@ def test_course_on_ml100k_then_recommend_similar_rate(ml100k, capsys, tmp_path):
 
 # ---------------------------------------------------------------- errors: one line in Korean and English
 
-KOREAN = {kind: sentence for kind, sentence in cli.KOREAN.items()}
+KOREAN = {kind: sentence for kind, sentence in _KOREAN.items()}
 
 
 def one_line(err, kind):
@@ -190,11 +191,11 @@ def test_argument_errors_are_one_bilingual_line(capsys):
 
 def test_disk_full_while_saving_is_one_line_exit_4(capsys, tmp_path, model_file, monkeypatch):
     import errno, os
-    from collab_lessons import model_files as mf
+    from collab_lessons import outputs
     def save_again(args): save_model(tmp_path/'model.pt', DotProductBias(len(USERS), len(TITLES), 3), USERS, TITLES)
     def no_room(*args): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setitem(cli.COMMANDS, 'recommend', save_again)
-    monkeypatch.setattr(mf.os, 'fsync', no_room)
+    monkeypatch.setattr(outputs.os, 'fsync', no_room)
     before = (tmp_path/'model.pt').read_bytes()
     code, out, err = run(capsys, 'recommend', '--user', '1', '--model', model_file)
     assert code == EXIT_CODES['disk_full'] == 4
@@ -302,7 +303,7 @@ def test_a_folder_as_model_is_named(capsys, tmp_path, model_file):
 @pytest.mark.parametrize('signame, code', [('SIGTERM', 143), ('SIGHUP', 129)])
 def test_sigterm_and_sighup_clean_up_like_ctrl_c(capsys, tmp_path, model_file, monkeypatch, signame, code):
     import os, signal
-    from collab_lessons.model_files import atomic_write
+    from collab_lessons.outputs import atomic_write
     target = tmp_path/'model.pt'
     before = target.read_bytes()
     def signalled_while_saving(args):

@@ -17,6 +17,7 @@ import torch
 from fastai.data.external import fastai_cfg
 
 import collab_lessons.model_files as mf
+import collab_lessons.outputs as outputs
 from collab_lessons import ratings as data
 from collab_lessons.bias import DotProductBias
 from collab_lessons.cli import main
@@ -290,7 +291,7 @@ def test_two_runs_saving_the_same_file_at_once(tmp_path, model, monkeypatch):
     torch.manual_seed(1)
     other = DotProductBias(len(USERS), len(TITLES), 4)
     path, real_save, pids = tmp_path/'m.pt', torch.save, iter([1001, 2002])  # two processes
-    monkeypatch.setattr(mf.os, 'getpid', lambda: next(pids))
+    monkeypatch.setattr(outputs.os, 'getpid', lambda: next(pids))
     def interleaved(obj, f):
         f.write(b'half')
         monkeypatch.setattr(mf.torch, 'save', real_save)
@@ -348,7 +349,8 @@ def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
     try: code = main(['recommend', '--user', '3', '--model', model_file, '--json'])
     except KeyboardInterrupt: code = 'KeyboardInterrupt escaped'  # caught here, or pytest itself would stop
     out, err = capsys.readouterr()
-    assert code == cli.EXIT_CODES['interrupted'] == 130
+    from collab_lessons.errors import EXIT_CODES
+    assert code == EXIT_CODES['interrupted'] == 130
     assert err.strip().splitlines() == ['collab-lessons recommend: 오류: Ctrl-C로 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. '
                                         '다시 실행하세요. / error: interrupted with Ctrl-C. Files are written whole or not at '
                                         'all; run the command again.']

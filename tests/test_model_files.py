@@ -12,6 +12,7 @@ import torch
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 
 import collab_lessons.model_files as mf
+import collab_lessons.outputs as outputs
 from collab_lessons.bias import DotProductBias
 from collab_lessons.model_files import MODEL_FORMAT, ModelFileError, atomic_save, load_model, model_record, save_model
 
@@ -137,7 +138,7 @@ def test_disk_full_while_saving_keeps_the_old_file(tmp_path, model, monkeypatch)
     "A real `torch.save` writes part of the temporary file, then the disk is full: PyTorch wraps the error in a RuntimeError."
     path = save_model(tmp_path/'m.pt', model, USERS, TITLES)
     before = path.read_bytes()
-    monkeypatch.setattr(mf, 'open', lambda p, mode: _FullDisk(p, mode), raising=False)
+    monkeypatch.setattr(outputs, 'open', lambda p, mode: _FullDisk(p, mode), raising=False)
     with pytest.raises(ModelFileError, match=r'Could not save .*m.pt: the disk is full\. The previous m.pt, if any, is unchanged') as e:
         save_model(path, model, USERS, TITLES)
     assert str(path) in str(e.value) and len(str(e.value).splitlines()) == 1
@@ -147,7 +148,7 @@ def test_disk_full_while_saving_keeps_the_old_file(tmp_path, model, monkeypatch)
 def test_disk_full_on_fsync_or_rename_is_reported_too(tmp_path, model, monkeypatch):
     path = tmp_path/'m.pt'
     def full(*args): raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
-    monkeypatch.setattr(mf.os, 'fsync', full)
+    monkeypatch.setattr(outputs.os, 'fsync', full)
     with pytest.raises(ModelFileError, match='the disk is full'): save_model(path, model, USERS, TITLES)
     assert list(tmp_path.iterdir()) == []
 
@@ -257,8 +258,8 @@ def test_nan_weights_are_never_saved_over_a_good_file(tmp_path, model):
 
 # ---------------------------------------------------------------- output paths are checked before any work
 
-from collab_lessons.model_files import (COURSE_FILES, OutputPathError, atomic_folder, check_output_file, check_output_folder,
-                                        save_course)
+from collab_lessons.model_files import COURSE_FILES, save_course
+from collab_lessons.outputs import OutputPathError, atomic_folder, check_output_file, check_output_folder
 
 
 def test_check_output_file(tmp_path, monkeypatch):
@@ -269,7 +270,7 @@ def test_check_output_file(tmp_path, monkeypatch):
                           (tmp_path/'f'/'a'/'b.pt', 'f is a file, not a folder'), (tmp_path/('x' * 300), 'File name too long'),
                           (f'{tmp_path}/a\0b', 'the path is not valid')]:
         with pytest.raises(OutputPathError, match=message): check_output_file(path)
-    monkeypatch.setattr(mf.os, 'access', lambda path, mode: False)  # root ignores chmod, so the answer is faked
+    monkeypatch.setattr(outputs.os, 'access', lambda path, mode: False)  # root ignores chmod, so the answer is faked
     with pytest.raises(OutputPathError, match='is not writable'): check_output_file(tmp_path/'m.pt')
 
 
@@ -326,7 +327,7 @@ def test_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
     def fail_second(src, dst):
         if str(src).endswith('.tmp'): raise KeyboardInterrupt  # between the two renames
         return real(src, dst)
-    monkeypatch.setattr(mf.os, 'replace', fail_second)
+    monkeypatch.setattr(outputs.os, 'replace', fail_second)
     with pytest.raises(KeyboardInterrupt): atomic_folder(out, lambda folder: (folder/'a').write_text('new'))
     assert _files(out) == {'a': b'old'} and sorted(p.name for p in tmp_path.iterdir()) == ['out']
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons.cli import EXIT_CODES, main
+from collab_lessons.cli import main
+from collab_lessons.errors import EXIT_CODES
 from collab_lessons.model_files import MODEL_VERSION, ModelFileError, load_model, model_record, save_trained
 from collab_lessons.model_kinds import FOLD_IN_KINDS, KINDS, SIMILAR_KINDS, Trained, kind_name
 from collab_lessons.products import all_users_top_n, evaluate_model, evaluate_saved
@@ -189,7 +190,7 @@ def test_bias_is_an_alias_of_course():
 QUERY = """
 import sys
 from collab_lessons.cli import main
-import collab_lessons.products, collab_lessons.model_files, collab_lessons.evaluate, collab_lessons.interpret
+import collab_lessons.products, collab_lessons.model_files, collab_lessons.outputs, collab_lessons.errors, collab_lessons.evaluate, collab_lessons.interpret
 codes = [main(argv) for argv in ({argvs})]
 print(codes, 'fastai' in sys.modules, sorted(m for m in sys.modules if m.startswith('fastai'))[:3])
 """

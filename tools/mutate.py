@@ -1,7 +1,7 @@
 """Mutation pass over the checks of a part of the library: break each check on purpose, run that part's tests, and
 report which tests failed (a mutation no test notices is a "survivor"). The module is restored after every mutation.
 
-    .venv/bin/python tools/mutate.py model_files [WORD ...]   # about 20 s per mutation; WORDs pick mutations by description
+    .venv/bin/python tools/mutate.py model_files [WORD ...]   # model_files.py and outputs.py; about 20 s per mutation; WORDs pick mutations by description
     .venv/bin/python tools/mutate.py data [WORD ...]          # the data layer: collab_lessons/ratings.py and splits.py
 """
 import signal
@@ -30,6 +30,9 @@ MODEL_FILES = [  # (what the change does, text to replace, replacement) in colla
     ('`load_model` skips the NaN check', "if bad: raise ModelFileError(f\"{path} holds NaN", "if False: raise ModelFileError(f\"{path} holds NaN"),
     ('a folder as model reads as "not found"', "except IsADirectoryError:\n        inside", "except ZeroDivisionError:\n        inside"),
     ('`_read_bytes` lets other OS errors through', "except (OSError, ValueError) as e:\n        raise ModelFileError(f\"{path} cannot be read", "except ZeroDivisionError as e:\n        raise ModelFileError(f\"{path} cannot be read"),
+]
+
+OUTPUTS = [  # (what the change does, text to replace, replacement) in collab_lessons/outputs.py
     ('`check_output_file` accepts a folder', "if path.is_dir(): raise OutputPathError(f\"{path} is a folder: give the path", "if False: raise OutputPathError(f\"{path} is a folder: give the path"),
     ('`_check_parent` ignores a file among the parents', "if not parent.is_dir():\n            raise", "if False:\n            raise"),
     ('`_check_parent` ignores permissions', "if not os.access(parent, os.W_OK | os.X_OK):", "if False:"),
@@ -70,7 +73,7 @@ DATA = [  # (what the change does, module, text to replace, replacement)
 ]
 
 PARTS = {  # part -> (mutations as (what, file, old, new), tests to run)
-    'model_files': ([(w, 'model_files.py', o, n) for w, o, n in MODEL_FILES],
+    'model_files': ([(w, 'model_files.py', o, n) for w, o, n in MODEL_FILES] + [(w, 'outputs.py', o, n) for w, o, n in OUTPUTS],
                     ['tests/test_model_files.py', 'tests/test_hostile.py']),  # test_cli.py also checks the CLI's side; slower
     'data': (DATA, ['tests/test_ratings.py', 'tests/test_splits.py', 'tests/test_hostile.py', 'tests/test_properties.py']),
 }
