@@ -145,6 +145,9 @@ def _add_training_commands(sub, common):
     t.add_argument('--seed', type=_SEED, default=42, help='random seed for the split and the shuffle (default: 42)')
     t.add_argument('--out', default=f'{DEFAULT_OUT}/trained_model.pt', metavar='PATH',
                    help=f'where to save the model (default: {DEFAULT_OUT}/trained_model.pt)')
+    t.add_argument('--nproc', type=_number(int, lambda v: 1 <= v <= 64, 'a whole number from 1 to 64'), metavar='N',
+                   help='train the fast model data-parallel on N processes of this machine (torchrun, gloo); --wd is its L2 weight')
+    t.add_argument('--resume', action='store_true', help='with --nproc: continue from the checkpoint beside --out (OUT.ckpt)')
 
 # %% ../nbs/89_cli.ipynb #4bb686d0
 def _add_query_commands(sub, common):
@@ -250,6 +253,11 @@ def _train_dls(args):
 # %% ../nbs/89_cli.ipynb #3c0c02ff
 def cmd_train(args):
     "The `train` command: train one dot-product model with the given recipe and save it."
+    if args.nproc or args.resume:  # data-parallel training under torchrun: lesson 98_distributed
+        from .distributed import train_command
+        result = train_command(args, log=lambda line: _say(args, line))
+        _emit(args, result, pd.DataFrame([result]).drop(columns='model_file'), heading='Trained:')
+        return EXIT_CODES['ok']
     if args.split != 'random' and (args.dataset != 'ml-100k' or args.ratings):
         raise ValueError(f"--split {args.split} is one of ML-100k's canonical splits: use it with --dataset ml-100k, "
                          "or --split random.")
