@@ -139,6 +139,9 @@ def format_markdown(report):
         lines += ['', f"- reading a {r['n_lines']:,}-line `u.data` with checks (`read_ratings`) takes ≤ {r['bar']:g}× `pd.read_csv`'s time: "
                       f"{_verdict(r['ok'])} ({r['read_ratings']['seconds']:.2f} s against {r['read_csv']['seconds']:.2f} s: {r['time_x']:.2f}×; "
                       f"peak {r['read_ratings']['peak_mb']:.0f} MB against {r['read_csv']['peak_mb']:.0f} MB)."]
+    if report.get('distributed'):
+        from collab_lessons.bench_scale import format_distributed  # imported here: bench_scale imports this module
+        lines += ['', format_distributed(report['distributed']).rstrip()]
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/97_bench_report.ipynb #f40a7862
@@ -149,4 +152,5 @@ def add_bench_arguments(p):
     p.add_argument('--threads', type=int, default=1, help='torch threads (default: 1)')
     p.add_argument('--smoke', action='store_true', help='tiny settings that only check the code paths (seconds)')
     p.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings and reading a 5M-line file (about 6 more minutes)')
+    p.add_argument('--distributed', action='store_true', help='also time 1 process × 1 and 2 threads against 2 ranks (torchrun) on 5M and 25M synthetic ratings (about 25 more minutes)')
     return p

@@ -340,7 +340,7 @@ def cmd_bench(args):
     "The `bench` command: run `collab_lessons.bench.bench` with the command's options."
     if min(args.repeats, args.threads) < 1: raise ValueError(f"--repeats and --threads must be 1 or more, not {args.repeats} and {args.threads}.")
     from .bench import bench  # imported here: it pulls in the benchmark's own dependencies
-    report = bench(args.out, args.repeats, args.threads, args.smoke, args.scale, log=(lambda *a: None) if args.quiet or args.json else (lambda *a: print(*a, file=args.stdout)))
+    report = bench(args.out, args.repeats, args.threads, args.smoke, args.scale, distributed=args.distributed, log=(lambda *a: None) if args.quiet or args.json else (lambda *a: print(*a, file=args.stdout)))
     if args.json: print(json.dumps(dict(out=str(args.out), targets=report.get('targets'), scale_targets=report.get('scale_targets')), indent=1, default=str), file=args.stdout)
     return EXIT_CODES['ok']
 
