@@ -134,7 +134,7 @@ DIST_CONFIGS = [dict(name='1 process × 1 thread', nproc=1, threads=1, sparse=Fa
 # %% ../nbs/94_bench_scale.ipynb #d1570004
 def distributed_rows(n_ratings, # synthetic ratings, MovieLens-25M's shape scaled (`scale_shape`)
                      configs=DIST_CONFIGS, # ranks, threads per rank and gradient kind of each run
-                     epochs=1, bs=8192, n_factors=32, lr=1e-2, seed=0, # one recipe for every run
+                     epochs=1, bs=32_768, n_factors=32, lr=2e-2, seed=0, # one recipe for every run (big batches: fewer dense steps)
                      timeout=3600, log=print): # seconds before a run is stopped; progress lines
     "Train every configuration on the same shards of `n_ratings` synthetic ratings, each in a fresh torchrun job; one row per run."
     rows = []

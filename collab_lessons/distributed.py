@@ -57,7 +57,7 @@ def write_shards(ratings, # DataFrame of ratings
                               rating=ratings[rating_name].to_numpy(dtype=np.float32)))
     train_idx, valid_idx = random_split_index(len(table), valid_pct, seed)
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob('*-*.parquet'): old.unlink()
+    for old in [*folder.glob('train-*.parquet'), *folder.glob('valid-*.parquet')]: old.unlink()  # shards of an earlier split
     for kind, idx in (('train', train_idx), ('valid', valid_idx)):
         side = table.iloc[idx].reset_index(drop=True).assign(row=np.arange(len(idx)))  # `row`: the rating's number on its side
         order = np.random.default_rng(seed).permutation(len(side))

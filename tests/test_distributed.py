@@ -11,7 +11,7 @@ import torch
 
 from collab_lessons.cli import main
 from collab_lessons.distributed import (FAULT_ENV, _failure, _free_port, broadcast_indices, fix_fastai_broadcast, fit_sharded, launch, rank_files, torchrun_command,
-                                        train_local, worker_args, write_shards)
+                                        largest_replicated_rows, plan_rank, train_local, worker_args, write_shards)
 from collab_lessons.scale import synthetic_ratings
 
 RECIPE = dict(epochs=8, bs=256, n_factors=8, lr=5e-3, l2=0.1)  # 38 steps an epoch, near convergence: the batch order moves RMSE < 0.001
@@ -133,3 +133,30 @@ def test_bad_options_fail_before_launching(tmp_path, capsys):
     assert '--model-kind bias' in capsys.readouterr().err
     with pytest.raises(ValueError, match='1 train shard'):
         rank_files(write_shards(synthetic_ratings(50, 40, 500), tmp_path/'one', parts=1), 'train', 0, 2)
+
+
+def test_nproc_must_be_a_positive_whole_number(capsys):
+    with pytest.raises(SystemExit) as e: main(['train', '--nproc', '0'])
+    assert e.value.code == 2 and 'argument --nproc: must be a whole number from 1 to 64' in capsys.readouterr().err
+
+
+def test_plan_rank_counts_bytes_by_hand():
+    p = plan_rank(1_000_000, 1000, 500, n_factors=9, ranks=2, bs=100, bandwidth=1e6)
+    assert math.isclose(p['tables_gb'] * 1e9, 1500 * 10 * 4) and math.isclose(p['memory_gb'], 4 * p['tables_gb'] + 1e7 / 1e9)
+    assert math.isclose(p['dense_mb'] * 1e6, 60_000)          # ring: 2 (R-1)/R of the float32 table
+    assert math.isclose(p['sparse_mb'] * 1e6, 100 * (40 + 8))  # × 2 rows per rating × local batch 50 × (values + index)
+    assert math.isclose(p['dense_ms'], 60.0)                   # 60 kB at 1 MB/s
+    s = plan_rank(1_000_000, 1000, 500, n_factors=9, ranks=2, bs=100, sharded=True)
+    assert math.isclose(s['tables_gb'], p['tables_gb'] / 2) and 'dense_mb' not in s and s['alltoall_mb'] > 0
+    assert largest_replicated_rows(80, 64) * 16 * 65 == pytest.approx(80e9)
+
+
+def test_distributed_rows_reach_the_benchmark_markdown():
+    from collab_lessons.bench_report import format_markdown
+    from collab_lessons.bench_scale import format_distributed
+    rows = [dict(n_ratings=5_000_000, config='2 ranks × 1 thread', grads='dense', s_per_epoch=45.1, epoch_x=2.93, allreduce_share=0.57,
+                 peak_mb_per_rank=1064., valid_rmse=0.7106)]
+    table = format_distributed(rows)
+    assert '| 5,000,000 | 2 ranks × 1 thread | dense | 45.1 | 2.93 | 57% | 1064 | 0.7106 |' in table
+    report = dict(table={'u1-test': {}}, date='d', repeats=1, threads=1, machine=dict(cpus=2), distributed=rows)
+    assert table.strip() in format_markdown(report)
