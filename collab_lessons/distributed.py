@@ -297,7 +297,6 @@ def _run_fast(args, rank, log):
 
 def _run_fastai(args, rank, log):
     "Train the course `Learner` with fastai's `distrib_ctx`; every rank reports its validation RMSE and a checksum of its weights."
-    from collab_lessons.fastai_distributed import fit_fastai  # imported here: fastai is needed on this path only
     learn = fit_fastai(pd.read_parquet(args.fastai), args.epochs, args.lr, args.l2, args.n_factors, args.bs, args.seed, args.device)
     ranks = gather_frames(pd.DataFrame(dict(rank=[rank], valid_rmse=[float(learn.recorder.values[-1][2])],
                                             weight_sum=[sum(p.double().sum().item() for p in learn.model.parameters())])))
@@ -324,9 +323,6 @@ def worker(argv=None):
             atomic_write(args.result, lambda f: f.write(json.dumps(summary, default=float).encode()))
         dist.barrier()  # no rank leaves while another still talks to it
     finally: dist.destroy_process_group()
-
-# %% ../nbs/98_distributed.ipynb #3ae7c12e
-if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'collab_lessons.distributed': worker()
 
 # %% ../nbs/98_distributed.ipynb #0a82f75b
 class WorkerFailedError(RuntimeError):
@@ -502,3 +498,6 @@ def plan_table(sizes=PLAN_SIZES, **kwargs): # `{name: (ratings, users, items)}`;
 def largest_replicated_rows(device_gb=80, n_factors=64): # memory of one device in GB; factors per row
     "Most embedding rows (users + items) whose tables, Adam state and dense gradients fit on one device: past it, data parallelism stops."
     return device_gb * GB / (4 * (n_factors + 1) * 4)
+
+# %% ../nbs/98_distributed.ipynb #3ae7c12e
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'collab_lessons.distributed': worker()
