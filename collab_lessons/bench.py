@@ -27,7 +27,7 @@ from fastai.tabular.core import TabWeightedDL
 from .bayes import fit_bpmf_ensemble
 from .bench_report import add_bench_arguments, check_targets, load_targets, format_markdown, format_table, plot_curves, summarise
 from .bench_query import check_query, query_speed
-from .bench_scale import check_file_to_model, check_scale, file_to_model, format_scale, read_speed, run_scale
+from .bench_scale import DIST_SIZES, bench_distributed, check_file_to_model, check_scale, file_to_model, format_distributed, format_scale, read_speed, run_scale
 from .bias import DotProductBias
 from .course import course_learner, fit_learner
 from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, score_loader
@@ -255,7 +255,8 @@ def bench(out='bench_results', # folder for `bench.json`, `bench.md` and `time_v
           threads=1, # torch threads (one is fastest on a small shared CPU)
           smoke=False, # tiny settings that only check the code paths (CI)
           scale=False, # also measure 1M/5M/25M synthetic ratings and reading a 5M-line file
-          log=print):
+          log=print,
+          distributed=False): # also time 1 process × 1 and 2 threads against 2 ranks (torchrun) on 5M and 25M synthetic ratings
     "Run the side-by-side benchmark (and optionally the scale run), print tables and write JSON, Markdown and a plot to `out`."
     torch.set_num_threads(threads); os.environ['OMP_NUM_THREADS'] = str(threads)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +275,7 @@ def bench(out='bench_results', # folder for `bench.json`, `bench.md` and `time_v
         log(f"best_blend mean test RMSE over {', '.join(report['folds']['rmse'])}: {report['folds']['mean_rmse']:.4f}")
     if not smoke: report['targets'] = check_targets(table, folds=report.get('folds')); log(json.dumps(report['targets'], indent=1))
     if scale: report.update(_scale_part(smoke, threads, log))
+    if distributed: report['distributed'] = bench_distributed(DIST_SIZES['smoke' if smoke else 'full'], log=log); log(format_distributed(report['distributed']))
     (out/'bench.json').write_text(json.dumps(report, indent=1, default=str))
     (out/'bench.md').write_text(format_markdown(report))
     plot_curves(table, out/'time_vs_rmse.png')
@@ -296,7 +298,7 @@ def main(argv=None):
     "Command-line entry: `python -m collab_lessons.bench [--repeats N] [--threads N] [--smoke] [--scale] [--out DIR]`."
     args = add_bench_arguments(argparse.ArgumentParser(prog='python -m collab_lessons.bench', description=bench.__doc__)).parse_args(argv)
     if min(args.repeats, args.threads) < 1: raise SystemExit(f"--repeats and --threads must be 1 or more, not {args.repeats} and {args.threads}.")
-    bench(args.out, args.repeats, args.threads, args.smoke, args.scale)
+    bench(args.out, args.repeats, args.threads, args.smoke, args.scale, distributed=args.distributed)
 
 # %% ../nbs/96_bench.ipynb #c563b41c
 if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'collab_lessons.bench': main()

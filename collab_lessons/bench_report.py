@@ -171,6 +171,9 @@ def format_markdown(report):
                   f"- on a {q['n_users']:,} × {q['n_items']:,} model ({q['n_seen']:,} rated pairs), one user's top 10 (`top_n_for_user`) ≤ {v['one_user']['bar']:g} ms: "
                       f"{_verdict(v['one_user']['ok'])} ({q['one_user_ms']:.1f} ms median, {q['one_user_max_ms']:.1f} ms slowest); every user's top 10 "
                       f"(`all_users_top_n`) ≤ {v['all_users']['bar']:g} s: {_verdict(v['all_users']['ok'])} ({q['all_users_s']:.1f} s)."] if v else []
+    if report.get('distributed'):
+        from collab_lessons.bench_scale import format_distributed  # imported here: bench_scale imports this module
+        lines += ['', format_distributed(report['distributed']).rstrip()]
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/97_bench_report.ipynb #f40a7862
@@ -181,4 +184,5 @@ def add_bench_arguments(p):
     p.add_argument('--threads', type=int, default=1, help='torch threads (default: 1)')
     p.add_argument('--smoke', action='store_true', help='tiny settings that only check the code paths (seconds)')
     p.add_argument('--scale', action='store_true', help='also time 1M, 5M and 25M synthetic ratings, reading a 5M-line file, and 25M-rating CSV and Parquet files to saved models (about 10 more minutes)')
+    p.add_argument('--distributed', action='store_true', help='also time 1 process × 1 and 2 threads against 2 ranks (torchrun) on 5M and 25M synthetic ratings (about 25 more minutes)')
     return p

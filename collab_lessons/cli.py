@@ -123,6 +123,9 @@ def _add_training_commands(sub, common):
     t.add_argument('--seed', type=_SEED, default=42, help='random seed for the split and the shuffle (default: 42)')
     t.add_argument('--out', default=f'{DEFAULT_OUT}/trained_model.pt', metavar='PATH',
                    help=f'where to save the model (default: {DEFAULT_OUT}/trained_model.pt)')
+    t.add_argument('--nproc', type=_number(int, lambda v: 1 <= v <= 64, 'a whole number from 1 to 64'), metavar='N',
+                   help='train the fast model data-parallel on N processes of this machine (torchrun, gloo); --wd is its L2 weight')
+    t.add_argument('--resume', action='store_true', help='with --nproc: continue from the checkpoint beside --out (OUT.ckpt)')
 
 # %% ../nbs/84_cli.ipynb #4bb686d0
 def _add_query_commands(sub, common):
@@ -222,6 +225,12 @@ _KIND_OPTIONS = dict(n_factors='factors', epochs='epochs', lr='lr', wd='wd', bs=
 # %% ../nbs/84_cli.ipynb #3c0c02ff
 def cmd_train(args):
     "The `train` command: train one model of `--model-kind` and save it."
+    if args.nproc or args.resume:  # data-parallel training under torchrun: lesson 98_distributed
+        from .distributed import train_command
+        result = train_command(args, log=lambda line: _say(args, line))
+        _emit(args, result, pd.DataFrame([result]).drop(columns='model_file'), heading='Trained:')
+        _say(args, f"\nSaved the model to {result['model_file']}")
+        return EXIT_CODES['ok']
     columns = dict(user=args.user_col, item=args.item_col, rating=args.rating_col)
     products.check_training_data(args.dataset, args.ratings, args.items, args.split, columns)
     products.check_output_file(args.out)
@@ -296,7 +305,7 @@ def cmd_bench(args):
     "The `bench` command: run `collab_lessons.bench.bench` with the command's options."
     if min(args.repeats, args.threads) < 1: raise ValueError(f"--repeats and --threads must be 1 or more, not {args.repeats} and {args.threads}.")
     from .bench import bench  # imported here: it pulls in the benchmark's own dependencies
-    report = bench(args.out, args.repeats, args.threads, args.smoke, args.scale, log=(lambda *a: None) if args.quiet or args.json else (lambda *a: print(*a, file=args.stdout)))
+    report = bench(args.out, args.repeats, args.threads, args.smoke, args.scale, distributed=args.distributed, log=(lambda *a: None) if args.quiet or args.json else (lambda *a: print(*a, file=args.stdout)))
     if args.json: print(json.dumps(dict(out=str(args.out), targets=report.get('targets'), scale_targets=report.get('scale_targets')), indent=1, default=str), file=args.stdout)
     return EXIT_CODES['ok']
 
