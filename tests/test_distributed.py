@@ -134,7 +134,7 @@ def test_fastai_learner_on_two_ranks(ratings, tmp_path):
 
 def test_bad_options_fail_before_launching(tmp_path, capsys):
     assert main(['train', '--nproc', '2', '--model-kind', 'fastai_dot', '--out', str(tmp_path/'m.pt')]) == 2
-    assert '--model-kind bias' in capsys.readouterr().err
+    assert '--model-kind fast' in capsys.readouterr().err
     with pytest.raises(ValueError, match='1 train shard'):
         rank_files(write_shards(synthetic_ratings(50, 40, 500), tmp_path/'one', parts=1), 'train', 0, 2)
 
