@@ -252,7 +252,7 @@ def cmd_recommend(args):
     user = find_user(saved.users, args.user)
     recs = _ranked(products.top_n_for_user(saved, user, args.n))
     _emit(args, dict(user=saved.users[user], recommendations=recs.to_dict(orient='records')), recs,
-          heading=f"Top {len(recs)} movies for user {saved.users[user]} (leaving out the {len(saved.seen[saved.seen[:, 0] == user])} they rated):")
+          heading=f"Top {len(recs)} movies for user {saved.users[user]} (leaving out the {len(saved.rated_by(user))} they rated):")
     return EXIT_CODES['ok']
 
 def _recommend_all(args):

@@ -6,7 +6,8 @@ Docs: https://collab-lessons.github.io/collab-lessons/model_files.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'READ_VERSIONS', 'COURSE_FILES', 'WEIGHT_SHAPES', 'ModelFileError', 'model_record',
-           'atomic_save', 'save_model', 'save_learner', 'save_trained', 'save_course', 'SavedModel', 'load_model']
+           'atomic_save', 'save_model', 'save_learner', 'save_trained', 'save_course', 'SavedModel', 'by_user',
+           'load_model']
 
 # %% ../nbs/81_model_files.ipynb #313110e1
 import io
@@ -54,7 +55,7 @@ def model_record(model, users, titles, ratings=None, info=None):
     weights = {'user_factors.weight': uf, 'user_bias.weight': ub, 'movie_factors.weight': mf, 'movie_bias.weight': mb}
     _refuse_diverged(weights)
     no_ratings = ratings is None
-    seen = torch.zeros(0, 2, dtype=torch.long) if no_ratings else encode_pairs(ratings, users, titles)
+    seen = torch.zeros(0, 2, dtype=torch.long) if no_ratings else by_user(encode_pairs(ratings, users, titles))
     counts = torch.zeros(len(titles), dtype=torch.long) if no_ratings else movie_counts(ratings, titles)
     info = dict(info or {}, n_factors=mf.shape[1], y_range=[float(v) for v in model.y_range], squash='sigmoid', n_train=len(seen))
     return dict(format=MODEL_FORMAT, version=MODEL_VERSION, kind='course', info=info, users=[_plain(u) for u in users],
@@ -89,8 +90,8 @@ def save_trained(path,        # where to write the model file
     "Save a `Trained` model of any kind to `path` safely, with its vocabularies, seen pairs (training first) and training counts."
     _refuse_diverged(trained.weights)
     users, items = trained.users, trained.items
-    train_seen = seen_pairs(train, users, items)
-    seen = train_seen if held_out is None else torch.cat([train_seen, seen_pairs(held_out, users, items)])
+    train_seen = by_user(seen_pairs(train, users, items))
+    seen = train_seen if held_out is None else torch.cat([train_seen, by_user(seen_pairs(held_out, users, items))])
     titles = item_titles(train if held_out is None else train._append(held_out) if hasattr(train, '_append') else train, items)
     counts = torch.bincount(train_seen[:, 1], minlength=len(items))
     record = dict(format=MODEL_FORMAT, version=MODEL_VERSION, kind=trained.kind, info=dict(info or {}, **trained.info, n_train=len(train_seen)),
@@ -244,6 +245,29 @@ class SavedModel:
     info: dict = field(default_factory=dict)
     kind: str = 'course'
     items: list = None    # item ids (version 1 files: the titles)
+
+    def __post_init__(self):
+        n = self.info.get('n_train', len(self.seen))
+        blocks = (self.seen[:n], self.seen[n:])
+        # where each user's rows start in each block, when the blocks are sorted by user (files saved before that are not)
+        self._starts = [_user_starts(b, len(self.users)) for b in blocks] if all(_is_sorted(b[:, 0]) for b in blocks) else None
+
+    def rated_by(self, user_idx):
+        "Item indices the user at `user_idx` rated, training and held-out pairs: two slices when the file's blocks are sorted by user, else one scan."
+        if self._starts is None: return self.seen[self.seen[:, 0] == user_idx, 1]
+        n = self.info.get('n_train', len(self.seen))
+        return torch.cat([b[int(st[user_idx]):int(st[user_idx + 1]), 1] for b, st in zip((self.seen[:n], self.seen[n:]), self._starts)])
+
+def by_user(pairs):
+    "`pairs` ((n, 2) user and item indices) sorted by user, keeping their order within a user: how model files store seen pairs."
+    return pairs[torch.argsort(pairs[:, 0], stable=True)]
+
+def _is_sorted(x): return len(x) < 2 or bool((x[1:] >= x[:-1]).all())
+
+def _user_starts(block, n_users):
+    "Row where each user's pairs start in `block` (sorted by user), and one past the end: `n_users + 1` offsets."
+    return torch.searchsorted(block[:, 0].contiguous(), torch.arange(n_users + 1))
+
 
 # %% ../nbs/81_model_files.ipynb #81f99fe2
 def load_model(path):

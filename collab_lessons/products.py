@@ -69,7 +69,7 @@ def check_kind(saved, command):
 
 def top_n_for_user(saved, user_idx, n=10):
     "The top `n` items the user at `user_idx` has not rated, from a loaded model file of any kind."
-    return user_top_n(saved.model, user_idx, saved.seen[saved.seen[:, 0] == user_idx, 1], saved.titles, n)
+    return user_top_n(saved.model, user_idx, saved.rated_by(user_idx), saved.titles, n)
 
 # %% ../nbs/82_products.ipynb #afa59dd7
 def all_users_top_n(model, users, titles, seen, n=10, chunk=256, progress=None):

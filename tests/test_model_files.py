@@ -379,3 +379,17 @@ def test_save_course_refuses_a_folder_with_other_files(tmp_path, course_parts):
     (tmp_path/'notes.txt').write_text('mine')
     with pytest.raises(OutputPathError, match='holds other files'): save_course(tmp_path, table(1.0), learn, ratings, 'toy')
     assert _files(tmp_path) == {'notes.txt': b'mine'}
+
+
+def test_rated_by_matches_a_scan_for_sorted_and_unsorted_seen_pairs():
+    "Files store each block of seen pairs sorted by user, so `rated_by` slices; older unsorted files fall back to a scan; both give the same items."
+    from collab_lessons.model_files import SavedModel, by_user
+    g = torch.Generator().manual_seed(0)
+    train, held = (torch.stack([torch.randint(1, 30, (n,), generator=g), torch.randint(1, 50, (n,), generator=g)], 1) for n in (400, 100))
+    users, titles = ['#na#'] + list(range(1, 30)), [str(i) for i in range(50)]
+    fast = SavedModel(None, users, titles, torch.cat([by_user(train), by_user(held)]), torch.zeros(50, dtype=torch.long), {'n_train': 400})
+    slow = SavedModel(None, users, titles, torch.cat([train, held]), torch.zeros(50, dtype=torch.long), {'n_train': 400})
+    assert fast._starts is not None and slow._starts is None
+    for u in range(30):
+        expected = sorted(torch.cat([train, held])[torch.cat([train, held])[:, 0] == u, 1].tolist())
+        assert sorted(fast.rated_by(u).tolist()) == sorted(slow.rated_by(u).tolist()) == expected
