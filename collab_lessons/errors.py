@@ -20,7 +20,7 @@ from .ratings import DataError
 
 # %% ../nbs/83_errors.ipynb #452d412e
 EXIT_CODES = {'ok': 0, 'error': 1, 'usage': 2, 'data': 3, 'model_file': 4, 'disk_full': 4, 'unknown_name': 5, 'output': 6,
-              'diverged': 7, 'hangup': 128 + signal.SIGHUP, 'interrupted': 130, 'terminated': 128 + signal.SIGTERM}
+              'diverged': 7, 'job_failed': 8, 'hangup': 128 + signal.SIGHUP, 'interrupted': 130, 'terminated': 128 + signal.SIGTERM}
 
 # %% ../nbs/83_errors.ipynb #8c1a0002
 KOREAN = {  # one Korean sentence per kind of error; the English detail after it names the file, line or id
@@ -31,6 +31,7 @@ KOREAN = {  # one Korean sentence per kind of error; the English detail after it
     'unknown_name': '모델에 없는 사용자 id나 영화 제목이에요. 알려진 범위나 가까운 제목을 확인하세요.',
     'output': '출력 경로에 쓸 수 없어요. 학습은 시작하지 않았어요. 아래 설명대로 경로를 바꿔 다시 실행하세요.',
     'diverged': '학습이 발산했어요(손실이나 가중치가 NaN이나 무한대예요). 모델은 저장하지 않았고 원래 파일은 그대로예요. 학습률(--lr)을 낮춰 다시 실행하세요.',
+    'job_failed': '분산 학습의 프로세스 하나가 죽어서 작업을 멈췄어요. 모델은 저장하지 않았어요. 아래에 나온 체크포인트에서 --resume으로 이어 가세요.',
     'hangup': '터미널이 닫혀서(SIGHUP) 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. 다시 실행하세요.',
     'terminated': '종료 신호(SIGTERM)를 받아 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. 다시 실행하세요.',
     'interrupted': 'Ctrl-C로 멈췄어요. 파일은 통째로 쓰이거나 아예 안 쓰여요. 다시 실행하세요.',
@@ -47,23 +48,25 @@ def one_line(text):
 EXIT_HELP = """exit codes: 0 ok, 1 unexpected error, 2 bad arguments or ratings, 3 data missing or invalid,
 4 model file missing, damaged or foreign, or the disk full while saving, 5 unknown user id or movie title
 (closest matches are shown), 6 an output path that cannot be written (checked before any training),
-7 training diverged (NaN or infinite loss or weights; nothing saved), 129 stopped by SIGHUP,
+7 training diverged (NaN or infinite loss or weights; nothing saved), 8 a rank of a distributed job
+failed (nothing saved; resume from the checkpoint named), 129 stopped by SIGHUP,
 130 interrupted with Ctrl-C, 143 stopped by SIGTERM.
 Errors are one line in Korean and English; add --debug to see the full traceback instead.
 """
 
 # %% ../nbs/83_errors.ipynb #8c1a0004
-def _diverged(error):
-    "Whether `error` is the course's `DivergedError`; without the course module loaded (a query) it cannot be one."
-    course = sys.modules.get('collab_lessons.course')
-    return course is not None and isinstance(error, course.DivergedError)
+def _raised_by(error, module, name):
+    "Whether `error` is the exception class `name` of the library's `module`; if that module was never loaded (a query), it cannot be."
+    mod = sys.modules.get(f'collab_lessons.{module}')
+    return mod is not None and isinstance(error, getattr(mod, name))
 
 def error_kind(error):
     "The kind of `error`: a key of `EXIT_CODES` and `KOREAN` ('error' for exceptions that are not the project's own)."
     if isinstance(error, Stopped): return 'hangup' if error.signum == signal.SIGHUP else 'terminated'
     if isinstance(error, KeyboardInterrupt): return 'interrupted'
     if disk_full(error): return 'disk_full'
-    if _diverged(error): return 'diverged'
+    if _raised_by(error, 'course', 'DivergedError'): return 'diverged'
+    if _raised_by(error, 'distributed', 'WorkerFailedError'): return 'job_failed'
     kinds = [(UnknownNameError, 'unknown_name'), (ModelFileError, 'model_file'), (OutputPathError, 'output'),
              (DataError, 'data'), (ValueError, 'usage')]
     return next((kind for cls, kind in kinds if isinstance(error, cls)), 'error')

@@ -76,7 +76,7 @@ def test_killed_rank_stops_the_job_and_resume_continues_it(ratings, tmp_path, ca
     try: code = main(cmd)
     finally: del os.environ[FAULT_ENV]
     err = capsys.readouterr().err.strip()
-    assert code == 1 and not out.exists()
+    assert code == 8 and not out.exists()  # the job-failed exit code, documented in --help
     assert '\n' not in err and 'rank 1 was killed by SIGKILL' in err and 'holds epoch 1: rerun with --resume' in err, err
     ckpt = tmp_path/'model.pt.ckpt'
     assert torch.load(ckpt, weights_only=True)['epoch'] == 0  # the first epoch's checkpoint, whole
