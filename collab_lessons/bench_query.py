@@ -68,7 +68,7 @@ def library_query_times(saved, # a loaded model (`load_model`) or `synthetic_sav
         start = time.perf_counter(); top_n_for_user(saved, u, 10); ms.append(1000 * (time.perf_counter() - start))
     row = dict(n_users=len(saved.users), n_items=len(saved.titles), n_seen=len(saved.seen), one_user_ms=float(np.median(ms)), one_user_max_ms=max(ms))
     if all_users:
-        start = time.perf_counter(); table = all_users_top_n(saved.model, saved.users, saved.titles, saved.seen, 10)
+        start = time.perf_counter(); table = all_users_top_n(saved, 10)
         row.update(all_users_s=time.perf_counter() - start, all_users_rows=len(table))
     return row
 

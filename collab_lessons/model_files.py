@@ -253,15 +253,18 @@ class SavedModel:
 
     def __post_init__(self):
         n = self.info.get('n_train', len(self.seen))
-        blocks = (self.seen[:n], self.seen[n:])
-        # where each user's rows start in each block, when the blocks are sorted by user (files saved before that are not)
-        self._starts = [_user_starts(b, len(self.users)) for b in blocks] if all(_is_sorted(b[:, 0]) for b in blocks) else None
+        # Each block sorted by user (files store them so; older files are sorted here, once) and where each user's rows start.
+        self._blocks = [b if _is_sorted(b[:, 0]) else by_user(b) for b in (self.seen[:n], self.seen[n:])]
+        self._starts = [_user_starts(b, len(self.users)) for b in self._blocks]
+
+    def seen_by(self, lo, hi=None):
+        "(user, item) index pairs rated by the users `lo` to `hi - 1` (just `lo` without `hi`), training and held-out: two slices."
+        hi = lo + 1 if hi is None else hi
+        return torch.cat([b[int(st[lo]):int(st[hi])] for b, st in zip(self._blocks, self._starts)])
 
     def rated_by(self, user_idx):
-        "Item indices the user at `user_idx` rated, training and held-out pairs: two slices when the file's blocks are sorted by user, else one scan."
-        if self._starts is None: return self.seen[self.seen[:, 0] == user_idx, 1]
-        n = self.info.get('n_train', len(self.seen))
-        return torch.cat([b[int(st[user_idx]):int(st[user_idx + 1]), 1] for b, st in zip((self.seen[:n], self.seen[n:]), self._starts)])
+        "Item indices the user at `user_idx` rated, training and held-out."
+        return self.seen_by(user_idx)[:, 1]
 
 def _is_sorted(x): return len(x) < 2 or bool((x[1:] >= x[:-1]).all())
 

@@ -68,9 +68,9 @@ class DotModel(nn.Module):
         res = self.user_factors.weight[users] @ self.movie_factors.weight.T  # (n, n_items)
         return self._squash(res + self.user_bias.weight[users] + self.movie_bias.weight.T)
 
-    def ranking_scores(self, users):
+    def ranking_scores(self, users, out=None): # `out`: a (len(users), n_items) tensor to write into, reused across calls
         "Scores that order each user's items as `user_scores` does, in one fused matrix product: no user bias and no squashing, which change no order."
-        return torch.addmm(self.movie_bias.weight.T, self.user_factors.weight[users], self.movie_factors.weight.T)  # (n, n_items)
+        return torch.addmm(self.movie_bias.weight.T, self.user_factors.weight[users], self.movie_factors.weight.T, out=out)  # (n, n_items)
 
     def item_vectors(self): return self.movie_factors.weight
 

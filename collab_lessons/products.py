@@ -72,19 +72,22 @@ def top_n_for_user(saved, user_idx, n=10):
     return user_top_n(saved.model, user_idx, saved.rated_by(user_idx), saved.titles, n)
 
 # %% ../nbs/82_products.ipynb #afa59dd7
-def all_users_top_n(model, users, titles, seen, n=10, chunk=256, progress=None):
-    "Top `n` unseen items of every user, scored `chunk` users at a time: a table with `user`, `rank`, `item_index`, `title` and `score`."
-    order = torch.argsort(seen[:, 0], stable=True)
-    rows, cols = seen[order, 0], seen[order, 1]               # seen pairs sorted by user
-    starts = torch.searchsorted(rows, torch.arange(len(users) + 1))
-    k, parts = min(n, len(titles) - 1), []
-    chunks = range(1, len(users), chunk)                      # user 0 is '#na#'
+def all_users_top_n(saved, # a loaded model file (`load_model`)
+                    n=10, chunk=512, progress=None):
+    "Top `n` unseen items of every user of `saved`, scored `chunk` users at a time: a table with `user`, `rank`, `item_index`, `title` and `score`."
+    model, n_users, n_items = saved.model, len(saved.users), len(saved.titles)
+    k, parts, buffer = min(n, n_items - 1), [], None
+    chunks = range(1, n_users, chunk)                         # user 0 is '#na#'
     for lo in (progress(chunks) if progress else chunks):
-        hi = min(lo + chunk, len(users))
-        with torch.no_grad(): scores = getattr(model, 'ranking_scores', model.user_scores)(torch.arange(lo, hi)).float()  # (chunk, n_items), a fresh tensor
+        hi = min(lo + chunk, n_users)
+        with torch.no_grad():
+            if hasattr(model, 'ranking_scores'):             # one buffer for every chunk: a fresh (chunk, n_items) tensor costs page faults each time
+                scores = model.ranking_scores(torch.arange(lo, hi), out=None if buffer is None else buffer[:hi - lo])
+                buffer = scores if buffer is None else buffer  # the first chunk is the largest
+            else: scores = model.user_scores(torch.arange(lo, hi)).float()
         scores[:, 0] = float('-inf')
-        s, e = int(starts[lo]), int(starts[hi])
-        scores[rows[s:e] - lo, cols[s:e]] = float('-inf')
+        seen = saved.seen_by(lo, hi)
+        scores[seen[:, 0] - lo, seen[:, 1]] = float('-inf')
         top = scores.topk(k, dim=1)                           # (chunk, k)
         pairs = torch.stack([torch.arange(lo, hi).repeat_interleave(k), torch.arange(1, k + 1).repeat(hi - lo), top.indices.reshape(-1)], 1)
         with torch.no_grad(): values = model(pairs[:, [0, 2]]).view(-1).float()  # the predicted ratings of the chosen items
@@ -93,8 +96,8 @@ def all_users_top_n(model, users, titles, seen, n=10, chunk=256, progress=None):
     values = torch.cat([v for _, v in parts]) if parts else torch.zeros(0)
     keep = torch.isfinite(values)                             # users who have seen almost everything get fewer rows
     idx, values = idx[keep].numpy(), values[keep].double().numpy()
-    return pd.DataFrame({'user': np.asarray(users, dtype=object)[idx[:, 0]], 'rank': idx[:, 1], 'item_index': idx[:, 2],
-                         'title': np.asarray(titles, dtype=object)[idx[:, 2]], 'score': values.round(3)})
+    return pd.DataFrame({'user': np.asarray(saved.users, dtype=object)[idx[:, 0]], 'rank': idx[:, 1], 'item_index': idx[:, 2],
+                         'title': np.asarray(saved.titles, dtype=object)[idx[:, 2]], 'score': values.round(3)})
 
 # %% ../nbs/82_products.ipynb #0ce581ad
 def check_table_path(path):
@@ -105,7 +108,7 @@ def check_table_path(path):
 
 def recommend_all_users(saved, n, out, progress=None):
     "Every user's top `n` unseen items from a loaded model, written atomically to `out` (.parquet or .csv); returns the path and row count."
-    table = all_users_top_n(saved.model, saved.users, saved.titles, saved.seen, n, progress=progress)
+    table = all_users_top_n(saved, n, progress=progress)
     table.insert(2, 'item', np.asarray(saved.items, dtype=object)[table.pop('item_index').to_numpy()])
     table = table.astype({'user': str, 'item': str})
     write = (lambda f: table.to_parquet(f, index=False)) if Path(out).suffix.lower() == '.parquet' else (lambda f: f.write(table.to_csv(index=False).encode()))

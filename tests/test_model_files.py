@@ -382,14 +382,31 @@ def test_save_course_refuses_a_folder_with_other_files(tmp_path, course_parts):
 
 
 def test_rated_by_matches_a_scan_for_sorted_and_unsorted_seen_pairs():
-    "Files store each block of seen pairs sorted by user, so `rated_by` slices; older unsorted files fall back to a scan; both give the same items."
+    "Files store each block of seen pairs sorted by user, so `rated_by` slices them as they are; older unsorted files are sorted once at load; both give a scan's items."
     from collab_lessons.model_files import SavedModel, by_user
     g = torch.Generator().manual_seed(0)
     train, held = (torch.stack([torch.randint(1, 30, (n,), generator=g), torch.randint(1, 50, (n,), generator=g)], 1) for n in (400, 100))
     users, titles = ['#na#'] + list(range(1, 30)), [str(i) for i in range(50)]
     fast = SavedModel(None, users, titles, torch.cat([by_user(train), by_user(held)]), torch.zeros(50, dtype=torch.long), {'n_train': 400})
     slow = SavedModel(None, users, titles, torch.cat([train, held]), torch.zeros(50, dtype=torch.long), {'n_train': 400})
-    assert fast._starts is not None and slow._starts is None
+    assert fast._blocks[0].data_ptr() == fast.seen.data_ptr() and slow._blocks[0].data_ptr() != slow.seen.data_ptr()  # sorted blocks are not copied
     for u in range(30):
         expected = sorted(torch.cat([train, held])[torch.cat([train, held])[:, 0] == u, 1].tolist())
         assert sorted(fast.rated_by(u).tolist()) == sorted(slow.rated_by(u).tolist()) == expected
+    for lo, hi in [(0, 30), (3, 9), (29, 30)]:
+        in_range = torch.cat([train, held])[(torch.cat([train, held])[:, 0] >= lo) & (torch.cat([train, held])[:, 0] < hi)]
+        assert sorted(map(tuple, fast.seen_by(lo, hi).tolist())) == sorted(map(tuple, slow.seen_by(lo, hi).tolist())) == sorted(map(tuple, in_range.tolist()))
+
+
+@pytest.mark.parametrize('chunk', [1, 7, 64])
+def test_all_users_top_n_matches_one_user_at_a_time(chunk):
+    "Every user's top 5 from the chunked batch (one reused score buffer, seen pairs sliced per chunk) equals `top_n_for_user`, one user at a time."
+    from collab_lessons.bench_query import synthetic_saved
+    from collab_lessons.products import all_users_top_n, top_n_for_user
+    saved = synthetic_saved(n_users=30, n_items=40, n_factors=4, n_seen=300, seed=3)
+    table = all_users_top_n(saved, 5, chunk=chunk)
+    for u in range(1, 30):
+        one = top_n_for_user(saved, u, 5)
+        mine = table[table.user == saved.users[u]]
+        assert mine.title.tolist() == one.title.tolist() and mine.score.tolist() == pytest.approx(one.predicted_rating.tolist(), abs=0.006)
+        assert not set(mine.item_index) & set(saved.rated_by(u).tolist())

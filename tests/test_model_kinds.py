@@ -130,7 +130,7 @@ def test_evaluate_refuses_a_split_the_model_was_not_trained_on(tmp_path):
 
 def test_all_users_top_n_leaves_out_seen_and_na(tmp_path):
     saved = _hand_model(tmp_path)
-    recs = all_users_top_n(saved.model, saved.users, saved.titles, saved.seen, n=2)
+    recs = all_users_top_n(saved, n=2)
     assert recs[['user', 'rank']].values.tolist() == [[1, 1], [1, 2], [2, 1], [2, 2]]
     assert recs.title.tolist()[0] == 'thirty' and 'ten' not in recs[recs.user == 1].title.tolist()
     assert (recs.item_index > 0).all() and recs.title.tolist()[2] == '20'  # user 2 rated 30: 20 (score 3) is next
