@@ -152,10 +152,10 @@ def format_markdown(report):
                   f"(epoch ×{s['linear']['epoch_x']:.1f} for ×{s['linear']['size_x']:.3g} ratings: {s['linear']['per_rating_x']:.2f}× per rating)."]
 
     if report.get('file_to_model'):
-        lines += ['', '| file | ratings | users | items | read + check s | encode s | epochs s | save s | file → saved model s | peak MB |',
-                  '|---|---|---|---|---|---|---|---|---|---|']
-        lines += [f"| {r['format']} | {r['n_ratings']:,} | {r['n_users']:,} | {r['n_items']:,} | {r['read_s']:.1f} | {r['encode_s']:.1f} | "
-                  f"{r['epochs_s']:.1f} ({len(r['epoch_s'])}) | {r['save_s']:.1f} | {r['total_s']:.1f} | {r['peak_mb']:.0f} |" for r in report['file_to_model']]
+        lines += ['', '| file | ratings | users | items | read, check, split s | train s (epochs) | save s | file → saved model s | peak MB |',
+                  '|---|---|---|---|---|---|---|---|---|']
+        lines += [f"| {r['format']} | {r['n_ratings']:,} | {r['n_users']:,} | {r['n_items']:,} | {r['read_s']:.1f} | {r['train_s']:.1f} ({r['epochs']}) | "
+                  f"{r['save_s']:.1f} | {r['total_s']:.1f} | {r['peak_mb']:.0f} |" for r in report['file_to_model']]
         for fmt, v in (report.get('file_to_model_targets') or {}).items():
             lines.append(f"- {fmt} file → saved lazy model in ≤ {v['bar_s']:g} s with peak ≤ {v['bar_mb']:g} MB: {_verdict(v['ok'])} "
                          f"({v['seconds']:.1f} s, {v['peak_mb']:.0f} MB).")

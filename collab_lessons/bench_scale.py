@@ -27,8 +27,9 @@ import torch
 
 from .bench_report import load_targets
 from .distributed import launch, worker_args, write_shards
-from .fast import FastDotProductBias, fast_loaders, fit_lazy, train_file
+from .fast import FastDotProductBias, fast_loaders, fit_lazy
 from .measure import measure, reset_peak, rss_mb
+from .products import train_model, training_frames
 from .ratings import read_ratings
 from .scale import ML25M_SHAPE, synthetic_ratings
 
@@ -195,12 +196,19 @@ def write_ratings_files(n_ratings, paths, seed=0):
         else: pa.csv.write_csv(table, path)  # Arrow's CSV writer: 25M rows are a big file
     return paths
 
-def file_one(path, epochs=5):
-    "Seconds of each stage of `train_file` on `path` (read, encode, epochs, save), the total and the peak resident MB."
+def file_one(path, epochs=5, n_factors=32):
+    "Seconds of each stage of `collab-lessons train --ratings path --model-kind lazy` (read and split, train, save), the total and the peak resident MB."
+    def run(out):  # the library calls of the `train` command, in its order
+        start = time.perf_counter()
+        train, held_out = training_frames(ratings=path)
+        read_s = time.perf_counter() - start
+        result = train_model('lazy', train, held_out, out, str(path), 'random', epochs=epochs, n_factors=n_factors)
+        return dict(n_train=len(train), read_s=read_s, train_s=result['seconds'], total_s=time.perf_counter() - start, valid_rmse=result['valid_rmse'])
     with tempfile.TemporaryDirectory() as d:
-        (model, classes, times), used = measure(train_file, path, Path(d)/'model.pt', epochs=epochs)
-    return dict(format=Path(path).suffix.lstrip('.'), n_users=len(classes['user']), n_items=len(classes['item']),
-                epochs_s=sum(times['epoch_s']), **times, peak_mb=used['peak_mb'])
+        row, used = measure(run, Path(d)/'model.pt')
+        saved = torch.load(Path(d)/'model.pt', weights_only=True)
+    return dict(format=Path(path).suffix.lstrip('.'), n_users=len(saved['users']) - 1, n_items=len(saved['items']) - 1, epochs=epochs,
+                **row, save_s=row['total_s'] - row['read_s'] - row['train_s'], peak_mb=used['peak_mb'])
 
 # %% ../nbs/94_bench_scale.ipynb #2b3c4d5e
 def file_to_model(n_ratings=25_000_095, formats=('csv', 'parquet'), epochs=5, threads=1, log=print):
@@ -211,8 +219,8 @@ def file_to_model(n_ratings=25_000_095, formats=('csv', 'parquet'), epochs=5, th
         for fmt, path in zip(formats, paths):
             rows.append(dict(_in_fresh_process('--file', path, '--epochs', epochs, threads=threads), n_ratings=n_ratings))
             r = rows[-1]
-            log(f"{n_ratings:,} ratings in {fmt}: file to saved model {r['total_s']:.1f} s (read {r['read_s']:.1f}, encode {r['encode_s']:.1f}, "
-                f"{epochs} epochs {r['epochs_s']:.1f}, save {r['save_s']:.1f}), peak {r['peak_mb']:.0f} MB")
+            log(f"{n_ratings:,} ratings in {fmt}: file to saved model {r['total_s']:.1f} s (read and split {r['read_s']:.1f}, "
+                f"train on {r['n_train']:,} with {epochs} epochs {r['train_s']:.1f}, save {r['save_s']:.1f}), peak {r['peak_mb']:.0f} MB")
     return rows
 
 def check_file_to_model(rows, targets=None):
@@ -227,7 +235,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m collab_lessons.bench_scale', description=main.__doc__)
     p.add_argument('--one', type=int, default=0, help='measure scale_one for this many synthetic ratings')
     p.add_argument('--epochs', type=int, default=3, help='epochs of the scale_one or file_one run')
-    p.add_argument('--file', type=Path, help='time train_file on this ratings file (read, encode, train, save)')
+    p.add_argument('--file', type=Path, help='time file_one on this ratings file: the train command on it (read, split, train, save)')
     p.add_argument('--read', type=Path, help='time reading this u.data-format file')
     p.add_argument('--reader', choices=('read_ratings', 'read_csv'), default='read_ratings')
     p.add_argument('--threads', type=int, default=1, help='torch threads')

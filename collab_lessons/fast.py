@@ -6,12 +6,10 @@ Docs: https://collab-lessons.github.io/collab-lessons/fast.html.md"""
 
 # %% auto #0
 __all__ = ['encode_ids', 'TensorLoader', 'fast_loaders', 'FastDotProductBias', 'score_loader', 'fit_fast', 'lazy_step',
-           'fit_lazy', 'BlockedLoader', 'save_plain', 'train_file']
+           'fit_lazy', 'BlockedLoader']
 
 # %% ../nbs/91_fast.ipynb #ab358767
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +17,7 @@ import torch
 from torch import nn
 
 from .measure import rating_metrics
-from .ratings import DataError, load_ratings
+from .ratings import DataError
 from .splits import random_split_index
 
 # %% ../nbs/91_fast.ipynb #677ab5b5
@@ -223,49 +221,3 @@ class BlockedLoader:
             j = idx[i:i + self.bs]
             yield self.x.index_select(0, j).long(), self.y.index_select(0, j)  # int64 codes: int32 indexing is slower
 
-
-# %% ../nbs/91_fast.ipynb #a5b6c7d8
-def save_plain(path, # file to write; a temporary file beside it is renamed over it, so it is never half-written
-               model, # a trained `FastDotProductBias`
-               classes): # `{'user': ids, 'item': ids}` from `encode_ids`
-    "Save `model`'s weights and `classes` as plain tensors, lists and numbers (`torch.load(weights_only=True)` reads them)."
-    ids = {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) if np.issubdtype(np.asarray(v).dtype, np.integer) else [str(s) for s in v]
-           for k, v in classes.items()}
-    record = dict(kind='lazy', version=1, state=dict(model.state_dict()), classes=ids, y_range=[float(v) for v in model.y_range])
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        torch.save(record, tmp)
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    return path
-
-def train_file(path, # a ratings file or MovieLens folder that `load_ratings` reads (CSV, TSV, Parquet, `u.data`, ...)
-               out=None, # where to save the model; `None`: not saved
-               kind='lazy', # the trainer; only 'lazy' (`fit_lazy` over a `BlockedLoader`) so far
-               epochs=5, bs=8192, lr=0.1, l2=0.05, n_factors=32, # as in `fit_lazy` and `FastDotProductBias`
-               block_rows=16384, seed=0, # `BlockedLoader` block size; seed of the weights and the shuffle
-               progress=True, # a progress bar that moves once per epoch
-               save=save_plain, # called as `save(out, model, classes)`
-               **columns): # column names for `load_ratings`: `user=`, `item=`, `rating=`, `sep=`
-    "Read, check, encode and train on every rating of `path`, then save to `out`: returns the model, its `classes` and each stage's seconds."
-    if kind != 'lazy': raise ValueError(f"kind={kind!r}: train_file trains 'lazy' models only.")
-    start = time.perf_counter()
-    ratings = load_ratings(path, titles=False, **columns)
-    times = dict(read_s=time.perf_counter() - start)
-    x = torch.empty(len(ratings), 2, dtype=torch.int64)
-    x[:, 0], users = encode_ids(ratings['user'].to_numpy(), name='user')
-    x[:, 1], items = encode_ids(ratings['movie'].to_numpy(), name='item')
-    y = torch.from_numpy(ratings['rating'].to_numpy(dtype=np.float32, copy=True))
-    del ratings  # the table is not needed once it is encoded
-    train = BlockedLoader(x, y, len(users), len(items), bs=bs, block_rows=block_rows, seed=seed)
-    del x, y
-    times['encode_s'] = time.perf_counter() - start - times['read_s']
-    torch.manual_seed(seed)
-    model, classes = FastDotProductBias(len(users), len(items), n_factors), dict(user=users, item=items)
-    history = fit_lazy(model, train, epochs=epochs, lr=lr, l2=l2, progress=progress)
-    times['epoch_s'] = [history[0]['seconds']] + [b['seconds'] - a['seconds'] for a, b in zip(history, history[1:])]
-    if out is not None:
-        begin = time.perf_counter(); save(out, model, classes); times['save_s'] = time.perf_counter() - begin
-    times['total_s'] = time.perf_counter() - start
-    return model, classes, times

@@ -44,8 +44,11 @@ def vocab(values):
 
 def encode(values, vocab):
     "Codes of `values` in `vocab` as an int64 tensor, matched as text so `42` and `'42'` agree; -1 for ids not in it."
-    codes = pd.Index([str(v) for v in vocab]).get_indexer(pd.Series(values).astype(str))
-    return torch.from_numpy(np.asarray(codes, dtype=np.int64))
+    values, ids = pd.Series(values), pd.Index(vocab[1:])  # vocab[0] is '#na#': never an id
+    if not (pd.api.types.is_integer_dtype(values) and pd.api.types.is_integer_dtype(ids)):  # text only when the kinds differ:
+        values, ids = values.astype(str), ids.astype(str)  # 25M numbers as strings would take gigabytes
+    codes = ids.get_indexer(values)
+    return torch.from_numpy(np.where(codes < 0, -1, codes + 1).astype(np.int64))
 
 # %% ../nbs/79_model_kinds.ipynb #6368c3b9
 class DotModel(nn.Module):
@@ -222,13 +225,15 @@ def _train_fastai(kind, train, valid, o):
 
 # %% ../nbs/79_model_kinds.ipynb #d7917b40
 def _train_fast(kind, train, users, items, o):
-    "Train a `FastDotProductBias` with `fit_fast` (Adam) or, for `lazy`, `fit_lazy` (row-wise Adagrad)."
-    from collab_lessons.fast import FastDotProductBias, fit_fast, fit_lazy
+    "Train a `FastDotProductBias` with `fit_fast` (Adam) or, for `lazy`, `fit_lazy` (row-wise Adagrad over cache-sized blocks, for big files)."
+    from collab_lessons.fast import BlockedLoader, FastDotProductBias, fit_fast, fit_lazy
     torch.manual_seed(o['seed'])
     y_range = _y_range(train)
     model = FastDotProductBias(len(users), len(items), o['n_factors'], tuple(y_range))
     dl = _loader(train, users, items, bs=o['bs'], shuffle=True, seed=o['seed'])
-    if kind == 'lazy': fit_lazy(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'])
+    if kind == 'lazy':
+        dl = BlockedLoader(dl.x, dl.y, len(users), len(items), bs=o['bs'], seed=o['seed'])
+        fit_lazy(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'], progress=o['progress'])
     else: fit_fast(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'])
     return _dot_weights(model), dict(y_range=y_range, squash='sigmoid', n_factors=o['n_factors'])
 
@@ -328,7 +333,8 @@ def train_kind(kind,        # one of `KINDS` (or the alias 'bias')
 # %% ../nbs/79_model_kinds.ipynb #3ebb4db3
 def item_titles(ratings, items):
     "The title of each id in `items` from the `movie` and `title` columns of `ratings` (the id itself where none is known)."
-    known = dict(zip(ratings.movie.astype(str), ratings.title.astype(str)))
+    last = ratings.drop_duplicates('movie', keep='last')  # one row per item: a dict of every rating's title would be slow on big files
+    known = dict(zip(last.movie.astype(str), last.title.astype(str)))
     return [NA if str(i) == NA else known.get(str(i), str(i)) for i in items]
 
 def seen_pairs(ratings, users, items):

@@ -116,12 +116,12 @@ def test_best_at_seed_cost_and_folds_verdicts(scale_rows):
     assert t['best_folds_mean']['ok'] and not check_targets(table, folds=dict(folds, mean_rmse=.886))['best_folds_mean']['ok']
     slow = summarise([{'u1-tune': tune, 'u1-test': dict(test, best_blend=_record(.889, 61., [(61, .889)])), 'random20': test}])
     assert not check_targets(slow)['best_at_seed_cost']['ok'] and 'best_folds_mean' not in check_targets(slow)
-    files = [dict(format='csv', n_ratings=25_000_095, n_users=162_541, n_items=59_047, read_s=20., encode_s=3., epoch_s=[9.] * 5,
-                  epochs_s=45., save_s=.1, total_s=68.1, peak_mb=2600.)]
+    files = [dict(format='csv', n_ratings=25_000_095, n_users=162_541, n_items=59_047, read_s=20., train_s=48., epochs=5,
+                  save_s=.1, total_s=68.1, peak_mb=2600.)]
     report = dict(date='2026-12-03', repeats=1, threads=1, machine=dict(cpus=2), table=table, targets=t, folds=folds,
                   file_to_model=files, file_to_model_targets={'csv': dict(seconds=68.1, bar_s=90, peak_mb=2600., bar_mb=3000, ok=True)})
     text = format_markdown(report)
     assert "fits in ≤ 2× the reference's fit time with `u1.test` RMSE ≤ 0.890: met (1.67×, 0.8890)" in text
     assert '| test RMSE | 0.8890 | 0.8800 | 0.8845 |' in text and 'over u1, u2 ≤ 0.885: met (0.8845)' in text
-    assert '| csv | 25,000,095 | 162,541 | 59,047 | 20.0 | 3.0 | 45.0 (5) | 0.1 | 68.1 | 2600 |' in text
+    assert '| csv | 25,000,095 | 162,541 | 59,047 | 20.0 | 48.0 (5) | 0.1 | 68.1 | 2600 |' in text
     assert 'csv file → saved lazy model in ≤ 90 s with peak ≤ 3000 MB: met (68.1 s, 2600 MB)' in text

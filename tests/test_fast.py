@@ -119,19 +119,28 @@ def test_fast_loaders_blocked_trains_like_the_plain_loader(tiny_ratings):
     assert score_loader(model, seen)['rmse'] < before - 0.1     # it learns the ratings it was shown
 
 
-def test_train_file_reads_trains_and_saves_plain_tensors(tmp_path, capsys):
-    "From a CSV of string ids to a saved file that `torch.load(weights_only=True)` reads, with each stage's seconds."
-    from collab_lessons.fast import train_file
+def test_lazy_kind_is_fit_lazy_over_a_blocked_loader_saved_as_a_model_file(tmp_path, monkeypatch):
+    "`train --model-kind lazy` on a CSV of string ids gives the weights of `fit_lazy` over a `BlockedLoader` by hand, in a file `load_model` reads."
+    from collab_lessons.model_files import load_model
+    from collab_lessons.fast import BlockedLoader
+    from collab_lessons.model_kinds import encode, vocab
+    from collab_lessons.products import train_model, training_frames
     rng = np.random.default_rng(0)
     df = pd.DataFrame(dict(customer=[f'c{u}' for u in rng.integers(0, 40, 600)], product=rng.integers(0, 30, 600),
                            stars=rng.integers(1, 6, 600))).drop_duplicates(['customer', 'product'])
     df.to_csv(tmp_path/'mine.csv', index=False)
-    model, classes, times = train_file(tmp_path/'mine.csv', tmp_path/'m.pt', epochs=3, bs=64, progress=False)
-    saved = torch.load(tmp_path/'m.pt', weights_only=True)
-    assert saved['classes']['user'] == list(classes['user']) and saved['classes']['item'].tolist() == list(classes['item'])
-    assert torch.equal(saved['state']['item_bias.weight'], model.item_bias.weight) and saved['kind'] == 'lazy'
-    assert len(times['epoch_s']) == 3 and times['total_s'] >= times['read_s'] + times['encode_s'] + sum(times['epoch_s'])
-    assert not any(p.name.endswith('.tmp') for p in tmp_path.iterdir())   # no temporary left beside the model
-    assert capsys.readouterr().out == ''                                   # progress=False: no bar
-    with pytest.raises(ValueError, match='lazy'): train_file(tmp_path/'mine.csv', kind='bpmf')
-    with pytest.raises(DataError): train_file(tmp_path/'missing.csv')
+    import collab_lessons.fast as fast
+    built = []  # the trainer must batch through `BlockedLoader` (with one cell its order equals a shuffled `TensorLoader`'s)
+    monkeypatch.setattr(fast, 'BlockedLoader', lambda *a, **k: built.append(k) or BlockedLoader(*a, **k))
+    train, held_out = training_frames(ratings=tmp_path/'mine.csv')
+    result = train_model('lazy', train, held_out, tmp_path/'m.pt', 'mine.csv', 'random', epochs=3, bs=64, n_factors=8)
+    saved = load_model(tmp_path/'m.pt')
+    users, items = vocab(train.user), vocab(train.movie)
+    x, y = torch.stack([encode(train.user, users), encode(train.movie, items)], 1), torch.tensor(train.rating.to_numpy(np.float32))
+    torch.manual_seed(42)
+    model = FastDotProductBias(len(users), len(items), 8, (0., 5.5))
+    fit_lazy(model, BlockedLoader(x, y, len(users), len(items), bs=64, seed=42), epochs=3, lr=0.1, l2=0.05)
+    assert built == [dict(bs=64, seed=42)]
+    assert saved.kind == 'lazy' and saved.users == users and [str(i) for i in saved.items] == [str(i) for i in items]
+    assert torch.allclose(saved.model.movie_factors.weight, model.item_factors.weight)
+    assert result['valid_rmse'] > 0 and not any(p.name.endswith('.tmp') for p in tmp_path.iterdir())
