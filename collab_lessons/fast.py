@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from .measure import rating_metrics
-from .ratings import DataError, load_ratings
+from .ratings import DataError
+from .own_ratings import load_ratings
 from .splits import random_split_index
 
 # %% ../nbs/91_fast.ipynb #677ab5b5
