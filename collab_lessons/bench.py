@@ -33,7 +33,7 @@ from .course import course_learner, fit_learner
 from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, score_loader
 from .kernel_ae import blend, blend_weight, fit_kernel_ae_ensemble
 from .measure import measure, rating_metrics
-from .ratings import load_ratings
+from .own_ratings import load_ratings
 from .splits import collab_dls, load_split, load_tune_split, split_random
 
 # %% ../nbs/96_bench.ipynb #f8044afb

@@ -31,7 +31,7 @@ from .interpret import find_title, find_user, similar_movies
 from .model_files import load_model
 from .model_kinds import ALIASES, KINDS
 from .outputs import stop_on_signals
-from .ratings import DATASETS
+from .own_ratings import DATASETS
 from .recommend import parse_ratings, read_rate_file, recommend_new_user
 from .splits import SPLITS
 

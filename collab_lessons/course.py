@@ -25,7 +25,7 @@ from fastprogress.fastprogress import progress_bar
 from matplotlib.figure import Figure
 
 from .bias import DotProductBias
-from .ratings import load_ratings
+from .own_ratings import load_ratings
 from .splits import collab_dls
 from .dot_product import DotProduct, rmse, valid_scores
 from .from_scratch import ScratchDotProductBias

@@ -422,7 +422,7 @@ def train_command(args, # parsed options of `collab-lessons train` with `--nproc
     "`collab-lessons train --nproc N`: the fast model on N local ranks (torchrun, gloo), checkpoints beside `--out`; returns the summary."
     from collab_lessons.model_kinds import KIND_DEFAULTS
     from collab_lessons.outputs import check_output_file
-    from collab_lessons.ratings import load_ratings
+    from collab_lessons.own_ratings import load_ratings
     if args.split != 'random': raise ValueError(f"--nproc trains on a random split: use --split random, not --split {args.split}.")
     if args.model_kind not in ('fast', 'course', 'bias'):  # the default kind (course) means 'the dot-product model with biases' here
         raise ValueError(f"--nproc trains the fast dot-product model with biases: use --model-kind fast, not {args.model_kind}.")

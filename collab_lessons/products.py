@@ -21,7 +21,8 @@ from .measure import rating_metrics
 from .model_files import COURSE_FILES, save_trained
 from .outputs import atomic_write, check_output_file, check_output_folder
 from .model_kinds import FOLD_IN_KINDS, SIMILAR_KINDS, encode, train_kind
-from .ratings import DataError, load_ratings
+from .ratings import DataError
+from .own_ratings import load_ratings
 from .recommend import top_unseen
 from .splits import SPLITS, load_split, split_random
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .ratings import DataError, load_ratings, ml100k_path, add_titles, read_ratings, read_titles
+from .ratings import DataError, ml100k_path, add_titles, read_ratings, read_titles
+from .own_ratings import load_ratings
 
 # %% ../nbs/75_splits.ipynb #ba238afa
 def random_split_index(n,              # number of rows

@@ -22,7 +22,8 @@ def tiny_ratings():
 @pytest.fixture(scope='session')
 def ml100k():
     "The real ML-100k ratings with titles; skipped when absent, except in CI where it must be there."
-    from collab_lessons.ratings import DataError, load_ratings, ml100k_folder
+    from collab_lessons.own_ratings import load_ratings
+    from collab_lessons.ratings import ml100k_folder
     if not (ml100k_folder()/'u.data').exists():
         if os.environ.get('COLLAB_LESSONS_REQUIRE_ML100K'): pytest.fail(f'ML-100k missing at {ml100k_folder()}')
         pytest.skip(f'ML-100k not present at {ml100k_folder()}')

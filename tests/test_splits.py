@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 from fastai.tabular.core import TabWeightedDL
 
-from collab_lessons.ratings import DataError, load_ratings
+from collab_lessons.own_ratings import load_ratings
+from collab_lessons.ratings import DataError
 from collab_lessons.splits import collab_dls, distinct_fraction, random_split_index, split_random
 
 def epoch_rows(dl):
@@ -103,7 +104,3 @@ def test_exercise_overlap_of_two_random_splits():
     b = split_random(ratings, 0.2, seed=2)[1]
     assert 0.18 < len(a.merge(b, on=['user', 'movie'])) / len(a) < 0.22
 
-
-# --- your own ratings: CSV/TSV/Parquet, names found from the header, string ids, the same checks
-
-from collab_lessons.ratings import read_own_ratings

@@ -28,7 +28,7 @@ OLD_TIME = re.compile(r'(?:CPU|코어|스레드)[^.]*?(?:\d+(?:~\d+)?\s*(?:분|�
 INDEX_HEADING = '## 실행 시간과 필요한 데이터'
 INDEX_ROW = re.compile(r'^\| (\d+) \| \[[^\]]*\]\(([^)]+)\) \| 약 ([^|]+?) \| ([^|]+) \|$', re.M)
 DATA = {  # what a notebook's code needs, found by these strings in its code cells
-    'ML-100k 내려받기': ("'ml-100k'", 'URLs.ML_100k', 'load_split(', 'bench_splits(', ' bench('),  # bench runs on ML-100k
+    'ML-100k 내려받기': ("'ml-100k'", 'URLs.ML_100k', 'ml100k_path(', 'load_split(', 'bench_splits(', ' bench('),  # bench runs on ML-100k
     '번들 ml-latest-small': ("'ml-latest-small'",),
     '합성 데이터': ('synthetic_ratings(', 'scale_one('),
 }

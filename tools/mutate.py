@@ -2,7 +2,7 @@
 report which tests failed (a mutation no test notices is a "survivor"). The module is restored after every mutation.
 
     .venv/bin/python tools/mutate.py model_files [WORD ...]   # model_files.py and outputs.py; about 20 s per mutation; WORDs pick mutations by description
-    .venv/bin/python tools/mutate.py data [WORD ...]          # the data layer: collab_lessons/ratings.py and splits.py
+    .venv/bin/python tools/mutate.py data [WORD ...]          # the data layer: collab_lessons/ratings.py, own_ratings.py and splits.py
 """
 import signal
 import subprocess
@@ -57,15 +57,15 @@ DATA = [  # (what the change does, module, text to replace, replacement)
     ('UTF-16/NUL not refused', 'ratings.py', "    if data[:2] in (b'\\xff\\xfe', b'\\xfe\\xff') or b'\\x00' in data:", '    if False:'),
     ('latin-1 fallback dropped', 'ratings.py', '        if fallback: return data.decode(fallback)', '        pass'),
     ('non-numbers not named', 'ratings.py', '        bad = values.isna()\n        if bad.any():', '        bad = values.isna()\n        if False:'),
-    ('own ratings: infinite ratings pass', 'ratings.py', "    checks = [(bad, 'the rating is not a finite number'),", "    checks = [(bad & False, 'the rating is not a finite number'),"),
-    ('own ratings: empty ids pass', 'ratings.py', '    if bad.any(): raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the {name} id is empty.', '    if False: raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the {name} id is empty.'),
-    ('own ratings: unknown columns not refused', 'ratings.py', '    if missing:\n        raise DataError(f"{path}: cannot tell', '    if False:\n        raise DataError(f"{path}: cannot tell'),
+    ('own ratings: infinite ratings pass', 'own_ratings.py', "    checks = [(bad, 'the rating is not a finite number'),", "    checks = [(bad & False, 'the rating is not a finite number'),"),
+    ('own ratings: empty ids pass', 'own_ratings.py', '    if bad.any(): raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the {name} id is empty.', '    if False: raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the {name} id is empty.'),
+    ('own ratings: unknown columns not refused', 'own_ratings.py', '    if missing:\n        raise DataError(f"{path}: cannot tell', '    if False:\n        raise DataError(f"{path}: cannot tell'),
     ('checksum not compared', 'ratings.py', '        if sha256_of(f) != expected:', '        if False:'),
     ('ratings without titles merged silently', 'ratings.py', '    if missing:\n        raise DataError(f"{len(missing)} rated movie id(s)', '    if False:\n        raise DataError(f"{len(missing)} rated movie id(s)'),
     ('repeated title ids pass', 'ratings.py', "(df.movie.duplicated(), 'this movie id is on an earlier line already'),", "(df.movie != df.movie, 'this movie id is on an earlier line already'),"),
     ('fast path skips the header check', 'ratings.py', '        if header and _first_line(path) != header: return None', '        pass'),
     ('fast path splits lines at a lone CR', 'ratings.py', "lineterminator='\\n',", ''),
-    ('own ratings: bad timestamps pass', 'ratings.py', '    bad = secs.isna()\n    if bad.any(): raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the timestamp', '    bad = secs.isna()\n    if False: raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the timestamp'),
+    ('own ratings: bad timestamps pass', 'own_ratings.py', '    bad = secs.isna()\n    if bad.any(): raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the timestamp', '    bad = secs.isna()\n    if False: raise DataError(f"{path}, line {int(bad.to_numpy().argmax()) + first_line}: the timestamp'),
     ('valid_pct outside (0, 1) accepted', 'splits.py', '    if not 0 < cut < n:', '    if False:'),
     ('bad batch size accepted', 'splits.py', '    if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1:', '    if False:'),
     ('NaN ratings reach the loaders', 'splits.py', '        if bad.any(): raise DataError(f"{name}, row', '        if False: raise DataError(f"{name}, row'),
@@ -75,7 +75,7 @@ DATA = [  # (what the change does, module, text to replace, replacement)
 PARTS = {  # part -> (mutations as (what, file, old, new), tests to run)
     'model_files': ([(w, 'model_files.py', o, n) for w, o, n in MODEL_FILES] + [(w, 'outputs.py', o, n) for w, o, n in OUTPUTS],
                     ['tests/test_model_files.py', 'tests/test_hostile.py']),  # test_cli.py also checks the CLI's side; slower
-    'data': (DATA, ['tests/test_ratings.py', 'tests/test_splits.py', 'tests/test_hostile.py', 'tests/test_properties.py']),
+    'data': (DATA, ['tests/test_ratings.py', 'tests/test_own_ratings.py', 'tests/test_splits.py', 'tests/test_hostile.py', 'tests/test_properties.py']),
 }
 
 
