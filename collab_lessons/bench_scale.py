@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 
 from .bench_report import load_targets
-from .distributed import launch, worker_args, write_shards
+from .distributed import write_shards
+from .launch import launch, worker_args
 from .fast import FastDotProductBias, fast_loaders, fit_lazy
 from .measure import measure, reset_peak, rss_mb
 from .products import train_model, training_frames

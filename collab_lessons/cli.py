@@ -226,7 +226,7 @@ _KIND_OPTIONS = dict(n_factors='factors', epochs='epochs', lr='lr', wd='wd', bs=
 def cmd_train(args):
     "The `train` command: train one model of `--model-kind` and save it."
     if args.nproc or args.resume:  # data-parallel training under torchrun: lesson 98_distributed
-        from .distributed import train_command
+        from .launch import train_command
         result = train_command(args, log=lambda line: _say(args, line))
         _emit(args, result, pd.DataFrame([result]).drop(columns='model_file'), heading='Trained:')
         _say(args, f"\nSaved the model to {result['model_file']}")

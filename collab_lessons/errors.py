@@ -66,7 +66,7 @@ def error_kind(error):
     if isinstance(error, KeyboardInterrupt): return 'interrupted'
     if disk_full(error): return 'disk_full'
     if _raised_by(error, 'course', 'DivergedError'): return 'diverged'
-    if _raised_by(error, 'distributed', 'WorkerFailedError'): return 'job_failed'
+    if _raised_by(error, 'launch', 'WorkerFailedError'): return 'job_failed'
     kinds = [(UnknownNameError, 'unknown_name'), (ModelFileError, 'model_file'), (OutputPathError, 'output'),
              (DataError, 'data'), (ValueError, 'usage')]
     return next((kind for cls, kind in kinds if isinstance(error, cls)), 'error')

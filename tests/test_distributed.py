@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons import distributed
 from collab_lessons.cli import main
-from collab_lessons.distributed import (FAULT_ENV, _failure, _free_port, broadcast_indices, fix_fastai_broadcast, fit_sharded, launch, rank_files, torchrun_command,
-                                        largest_replicated_rows, plan_rank, train_local, worker_args, write_shards)
+from collab_lessons.distributed import (broadcast_indices, fix_fastai_broadcast, fit_sharded, largest_replicated_rows, plan_rank, rank_files,
+                                        write_shards)
+from collab_lessons.launch import FAULT_ENV, _failure, _free_port, launch, torchrun_command, train_local, worker_args
 from collab_lessons.scale import synthetic_ratings
 
 RECIPE = dict(epochs=8, bs=256, n_factors=8, lr=5e-3, l2=0.1)  # 38 steps an epoch, near convergence: the batch order moves RMSE < 0.001
-SHARDS = dict(parts=2, item_name='title')  # about 19 steps an epoch on 2 ranks: seconds
+SHARDS = dict(parts=2)  # about 19 steps an epoch on 2 ranks: seconds
 TIMEOUT = 120  # no job may hang a CI run
 from fastai.distributed import DistributedDL
 ORIGINAL_BROADCAST = DistributedDL._broadcast
@@ -24,15 +24,15 @@ ORIGINAL_BROADCAST = DistributedDL._broadcast
 
 @pytest.fixture(scope='module')
 def ratings():
-    "A small synthetic table with a `title` column, as `load_ratings` gives a ratings file without titles."
-    return synthetic_ratings(n_users=300, n_items=200, n_ratings=12_000, seed=0).assign(title=lambda d: d.movie.astype(str))
+    "A small synthetic table whose `title` column labels two movie ids with one title: items are keyed by id, titles only label them."
+    return synthetic_ratings(n_users=300, n_items=200, n_ratings=12_000, seed=0).assign(title=lambda d: 'Movie ' + (d.movie // 2).astype(str))
 
 
 @pytest.fixture(scope='module')
 def two_ranks(ratings, tmp_path_factory):
     "One uninterrupted 2-rank job that the other tests compare against; it also writes a model file."
     out = tmp_path_factory.mktemp('two_ranks')/'model.pt'
-    return train_local(ratings, 2, out=out, item_name='title', checkpoint=out.with_name('model.pt.ckpt'), timeout=TIMEOUT, audit=True, **RECIPE)
+    return train_local(ratings, 2, out=out, checkpoint=out.with_name('model.pt.ckpt'), timeout=TIMEOUT, audit=True, **RECIPE)
 
 
 def test_two_ranks_match_one_process(ratings, two_ranks, tmp_path):
@@ -43,11 +43,14 @@ def test_two_ranks_match_one_process(ratings, two_ranks, tmp_path):
     assert two_ranks['world_size'] == 2 and len(two_ranks['peak_mb_per_rank']) == 2
 
 
-def test_two_ranks_agree_and_save_a_model(two_ranks):
+def test_two_ranks_agree_and_save_a_model(ratings, two_ranks):
     from collab_lessons.model_files import load_model
     assert len(set(two_ranks['weight_sums'])) == 1  # both ranks hold the same weights at the end
+    assert two_ranks['n_items'] == ratings.movie.nunique() > ratings.title.nunique()  # movies that share a title stay apart
     saved = load_model(two_ranks['model_file'])
-    assert len(saved.users) == two_ranks['n_users'] and saved.info['world_size'] == 2
+    assert len(saved.users) == two_ranks['n_users'] + 1 and saved.info['world_size'] == 2  # '#na#' first, as in every model file
+    assert saved.items[0] == saved.titles[0] == '#na#'
+    assert all(t == f'Movie {int(i) // 2}' for i, t in zip(saved.items[1:], saved.titles[1:]))  # ids, labelled by their titles
     assert len(saved.seen) == int(12_000 * 0.8)  # rank 0 recorded every training rating of both shards
 
 
@@ -83,7 +86,7 @@ def test_killed_rank_stops_the_job_and_resume_continues_it(ratings, tmp_path, ca
     assert not list(tmp_path.glob('.*.tmp'))  # no half-written file left behind
     # `--resume` hands the checkpoint to the same job (lesson 98 runs it to the end and compares); here only the hand-over
     seen = {}
-    monkeypatch.setattr(distributed, 'train_local', lambda *a, **k: seen.update(args=a, **k) or dict(valid_rmse=0.7, valid_mae=0.5,
+    monkeypatch.setattr('collab_lessons.launch.train_local', lambda *a, **k: seen.update(args=a, **k) or dict(valid_rmse=0.7, valid_mae=0.5,
                         history=[dict(seconds=1.)], model_file=str(out)))
     assert main(cmd + ['--resume']) == 0
     assert seen['args'][3:5] == (ckpt, True) and seen['epochs'] == 8 and seen['l2'] == 0.1
@@ -102,7 +105,7 @@ def test_failure_message_names_the_rank_that_died():
 
 def test_torchrun_restart_resumes_to_the_same_result(ratings, two_ranks, tmp_path):
     ckpt = tmp_path/'ckpt'
-    res = train_local(ratings, 2, item_name='title', checkpoint=ckpt, max_restarts=1, timeout=TIMEOUT, env={FAULT_ENV: '0:2:4'}, **RECIPE)
+    res = train_local(ratings, 2, checkpoint=ckpt, max_restarts=1, timeout=TIMEOUT, env={FAULT_ENV: '0:2:4'}, **RECIPE)
     assert abs(res['valid_rmse'] - two_ranks['valid_rmse']) < 1e-6 and len(res['history']) == 8
 
 
