@@ -180,5 +180,7 @@ def load_ratings(dataset='ml-100k', # 'ml-100k', 'ml-latest-small', or the path 
     ratings, names = _ratings_at(path, columns)
     if not titles: return ratings
     if items is not None: names = read_item_titles(items, columns.get('item'))
-    if names is None: return ratings.assign(title=ratings.movie.astype(str))
+    if names is None:  # untitled items are named by their id, as a categorical: 25M ratings do not become 25M strings
+        codes, ids = pd.factorize(ratings.movie)
+        return ratings.assign(title=pd.Categorical.from_codes(codes, pd.Index(ids).astype(str)))
     return add_titles(ratings, names, items or path)

@@ -39,7 +39,7 @@ def training_frames(dataset='ml-100k', ratings=None, items=None, split='random',
     if split != 'random': return load_split(split)
     columns = {k: v for k, v in (columns or {}).items() if v}
     table = load_ratings(ratings, items=items, **columns) if ratings else load_ratings(dataset)
-    return split_random(table, 0.2, seed)
+    return split_random(table.drop(columns='timestamp', errors='ignore'), 0.2, seed)  # training needs no times: a column less to copy
 
 # %% ../nbs/82_products.ipynb #0204521c
 MODEL_CLASSES = {'course': 'DotProductBias', 'fastai_dot': 'EmbeddingDotBias', 'fastai_nn': 'EmbeddingNN', 'fast': 'FastDotProductBias',
