@@ -6,8 +6,8 @@ Docs: https://collab-lessons.github.io/collab-lessons/products.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_CLASSES', 'check_training_data', 'training_frames', 'train_model', 'user_top_n', 'check_kind', 'top_n_for_user',
-           'all_users_top_n', 'check_table_path', 'recommend_all_users', 'evaluate_model', 'evaluate_saved',
-           'run_course_command']
+           'with_rank', 'similar_to_title', 'new_user_top_n', 'all_users_top_n', 'check_table_path',
+           'recommend_all_users', 'evaluate_model', 'evaluate_saved', 'run_train_command', 'run_course_command']
 
 # %% ../nbs/82_products.ipynb #02ae7416
 from pathlib import Path
@@ -18,12 +18,13 @@ import torch
 
 from .evaluate import popularity_matrix, ranking_metrics
 from .measure import rating_metrics
+from .interpret import find_title, similar_movies
 from .model_files import COURSE_FILES, save_trained
 from .outputs import atomic_write, check_output_file, check_output_folder
 from .model_kinds import FOLD_IN_KINDS, SIMILAR_KINDS, encode, train_kind
 from .ratings import DataError
 from .own_ratings import load_ratings
-from .recommend import top_unseen
+from .recommend import recommend_new_user, top_unseen
 from .splits import SPLITS, load_split, split_random
 
 # %% ../nbs/82_products.ipynb #87068d15
@@ -71,6 +72,23 @@ def check_kind(saved, command):
 def top_n_for_user(saved, user_idx, n=10):
     "The top `n` items the user at `user_idx` has not rated, from a loaded model file of any kind."
     return user_top_n(saved.model, user_idx, saved.rated_by(user_idx), saved.titles, n)
+
+# %% ../nbs/82_products.ipynb #048ab751
+def with_rank(table):
+    "`table` with a 1-based `rank` column in front, as the commands show their top-N lists."
+    return table.reset_index(drop=True).rename_axis('rank').reset_index().assign(rank=lambda d: d['rank'] + 1)
+
+def similar_to_title(saved, title, n=10, min_ratings=0):
+    "`title` as the model spells it and its `n` most similar items, ranked, from a loaded model file of a kind with item vectors."
+    saved = check_kind(saved, 'similar')
+    title = saved.titles[find_title(saved.titles, title)]
+    return title, with_rank(similar_movies(saved.model, saved.titles, title, n, saved.counts, min_ratings))
+
+def new_user_top_n(saved, rated, n=10):
+    "`rated` (title -> rating) with the titles as the model spells them, and the ranked top `n` for a new user who gave those ratings."
+    saved = check_kind(saved, 'rate')
+    rated = {saved.titles[find_title(saved.titles, t)]: r for t, r in rated.items()}
+    return rated, with_rank(recommend_new_user(saved.model, saved.titles, rated, n))
 
 # %% ../nbs/82_products.ipynb #afa59dd7
 def all_users_top_n(saved, # a loaded model file (`load_model`)
@@ -147,6 +165,17 @@ def evaluate_saved(saved, split=None, test=None, k=10):
     by_title = [str(i) for i in saved.items] == [str(t) for t in saved.titles]  # course files key their items by title
     test = test.assign(movie=test.title) if by_title else test
     return evaluate_model(saved.model, saved.users, saved.items, saved.seen[:saved.info.get('n_train', len(saved.seen))], saved.counts, test, k)
+
+# %% ../nbs/82_products.ipynb #8e1dda8e
+def run_train_command(kind, out, dataset='ml-100k', ratings=None, items=None, split='random', seed=42, columns=None,
+                      progress=False, say=print, **opts):
+    "`collab-lessons train`: check the options and `out` before any work, read and split the ratings, train a model of `kind` and save it; return the result row."
+    check_training_data(dataset, ratings, items, split, columns)
+    check_output_file(out)
+    say(f"Loading {ratings or dataset} ({split} split) ...")
+    train, held_out = training_frames(dataset, ratings, items, split, seed, columns)
+    say(f"Training a {kind} model on {len(train):,} ratings ...")
+    return train_model(kind, train, held_out, out, str(ratings or dataset), split, progress, seed=seed, **opts)
 
 # %% ../nbs/82_products.ipynb #6d6fb8c1
 def run_course_command(dataset, out, final_only=False, epochs=5, bars=False, log=None, say=print):

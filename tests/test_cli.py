@@ -13,7 +13,7 @@ import torch
 import collab_lessons.cli as cli
 import collab_lessons.products as products
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import build_parser, main
+from collab_lessons.cli import main
 from collab_lessons.errors import EXIT_CODES, KOREAN as _KOREAN
 from collab_lessons.model_files import COURSE_FILES, save_model
 from collab_lessons.recommend import parse_ratings
