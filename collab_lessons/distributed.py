@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from .fast import FastDotProductBias, encode_ids
-from .measure import rss_mb
+from .measure import error_sums, metrics_from_sums, rss_mb
 from .ratings import DataError
 from .splits import random_split_index
 
@@ -152,10 +152,10 @@ def train_epoch(model, opt, sched, x, y, # model, optimiser, schedule, this rank
 def score_sharded(model, x, y): # the model and this rank's validation codes and ratings
     "Validation RMSE and MAE over every rank's share: each rank sums its squared and absolute errors, an all-reduce adds them."
     with torch.no_grad():
-        err = (torch.cat([model(x[i:i + 65536]) for i in range(0, len(y), 65536)]) - y).double() if len(y) else torch.zeros(0, dtype=torch.float64)
-        sums = torch.stack([err.pow(2).sum(), err.abs().sum(), torch.tensor(float(len(y)), dtype=torch.float64)])
+        preds = torch.cat([model(x[i:i + 65536]).view(-1) for i in range(0, len(y), 65536)]) if len(y) else torch.zeros(0)
+        sums = error_sums(preds, y)
     if _world()[1] > 1: dist.all_reduce(sums)
-    return dict(rmse=(sums[0] / sums[2]).sqrt().item(), mae=(sums[1] / sums[2]).item())
+    return metrics_from_sums(sums)
 
 def seen_once(rows, n): # the `row` numbers of this rank's shard visited this epoch, and the training set's size
     "Whether every training rating was visited exactly once this epoch across all ranks (an all-reduced count per rating)."

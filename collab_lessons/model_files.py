@@ -97,7 +97,7 @@ def save_trained(path,        # where to write the model file
     users, items = trained.users, trained.items
     train_seen = by_user(seen_pairs(train, users, items))
     seen = train_seen if held_out is None else torch.cat([train_seen, by_user(seen_pairs(held_out, users, items))])
-    titles = item_titles(train if held_out is None else pd.concat([train, held_out]), items)
+    titles = item_titles(pd.concat([f[['movie', 'title']].drop_duplicates('movie', keep='last') for f in (train, held_out) if f is not None]), items)
     counts = torch.bincount(train_seen[:, 1], minlength=len(items))
     record = dict(format=MODEL_FORMAT, version=MODEL_VERSION, kind=trained.kind, info=dict(info or {}, **trained.info, n_train=len(train_seen)),
                   users=[_plain(u) for u in users], items=[_plain(i) for i in items], titles=titles,

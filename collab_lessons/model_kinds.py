@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .measure import rating_metrics
+from .measure import error_sums, metrics_from_sums
 from .splits import split_random
 from .recommend import sigmoid_range
 
@@ -47,8 +47,8 @@ def encode(values, vocab):
     values, ids = pd.Series(values), pd.Index(vocab[1:])  # vocab[0] is '#na#': never an id
     if not (pd.api.types.is_integer_dtype(values) and pd.api.types.is_integer_dtype(ids)):  # text only when the kinds differ:
         values, ids = values.astype(str), ids.astype(str)  # 25M numbers as strings would take gigabytes
-    codes = ids.get_indexer(values)
-    return torch.from_numpy(np.where(codes < 0, -1, codes + 1).astype(np.int64))
+    codes = torch.from_numpy(ids.get_indexer(values).astype(np.int64, copy=False))  # -1 where unknown
+    return codes.add_(1).masked_fill_(codes == 0, -1)  # in place: on 25M ratings every copy is 200 MB
 
 # %% ../nbs/79_model_kinds.ipynb #6368c3b9
 class DotModel(nn.Module):
@@ -172,16 +172,20 @@ def _clip(train):
 def _loader(frame, users, items, bs=1024, shuffle=False, seed=42):
     "A `TensorLoader` over the ratings of `frame` whose user and item are both in the vocabularies (others are left out)."
     from collab_lessons.fast import TensorLoader
-    x = torch.stack([encode(frame.user, users), encode(frame.movie, items)], 1)  # (n, 2)
+    x = torch.empty(len(frame), 2, dtype=torch.int64)
+    x[:, 0], x[:, 1] = encode(frame.user, users), encode(frame.movie, items)  # one column's codes at a time
+    y = torch.from_numpy(frame.rating.to_numpy(np.float32, copy=True))
     keep = (x > 0).all(1)
-    y = torch.tensor(frame.rating.to_numpy(np.float32))
-    return TensorLoader(x[keep], y[keep], bs=bs, shuffle=shuffle, seed=seed)
+    if not keep.all(): x, y = x[keep], y[keep]  # training ratings all are known: no copy
+    return TensorLoader(x, y, bs=bs, shuffle=shuffle, seed=seed)
 
 # %% ../nbs/79_model_kinds.ipynb #b2034347
 def _valid_scores(model, valid_dl):
     "RMSE and MAE of `model` on the loader `valid_dl`, rounded; an empty dict when it holds no known pair."
     if not len(valid_dl.y): return {}
-    with torch.no_grad(): scores = rating_metrics(model(valid_dl.x).view(-1), valid_dl.y)
+    with torch.no_grad():  # in chunks: one pass over millions of pairs would hold every pair's factor vectors at once
+        scores = metrics_from_sums(sum(error_sums(model(valid_dl.x[i:i + 65536]).view(-1), valid_dl.y[i:i + 65536])
+                                       for i in range(0, len(valid_dl.y), 65536)))
     return dict(valid_rmse=round(scores['rmse'], 4), valid_mae=round(scores['mae'], 4))
 
 # %% ../nbs/79_model_kinds.ipynb #8d0fbf87
@@ -232,7 +236,10 @@ def _train_fast(kind, train, users, items, o):
     model = FastDotProductBias(len(users), len(items), o['n_factors'], tuple(y_range))
     dl = _loader(train, users, items, bs=o['bs'], shuffle=True, seed=o['seed'])
     if kind == 'lazy':
-        dl = BlockedLoader(dl.x, dl.y, len(users), len(items), bs=o['bs'], seed=o['seed'])
+        x, y = dl.x.to(torch.int32), dl.y  # int32 codes while the blocks are sorted: on big files the int64 copy is what tips memory over
+        del dl
+        dl = BlockedLoader(x, y, len(users), len(items), bs=o['bs'], seed=o['seed'])
+        del x, y
         fit_lazy(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'], progress=o['progress'])
     else: fit_fast(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'])
     return _dot_weights(model), dict(y_range=y_range, squash='sigmoid', n_factors=o['n_factors'])
@@ -339,5 +346,7 @@ def item_titles(ratings, items):
 
 def seen_pairs(ratings, users, items):
     "(user, item) index pairs of `ratings` in the vocabularies, leaving out ids they do not know: an (n, 2) int64 tensor."
-    x = torch.stack([encode(ratings.user, users), encode(ratings.movie, items)], 1)  # (n, 2)
-    return x[(x > 0).all(1)]
+    x = torch.empty(len(ratings), 2, dtype=torch.int64)
+    x[:, 0], x[:, 1] = encode(ratings.user, users), encode(ratings.movie, items)
+    keep = (x > 0).all(1)
+    return x if keep.all() else x[keep]

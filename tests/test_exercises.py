@@ -122,7 +122,7 @@ def base(tmp_path_factory):
     from collab_lessons.splits import collab_dls
     from collab_lessons.bias import DotProductBias
     from collab_lessons.course import COURSE_STEPS, run_course, train_step
-    from collab_lessons.dot_product import DotProduct, rmse, root_mean_squared_error, valid_scores
+    from collab_lessons.dot_product import DotProduct, rmse, valid_scores
     from collab_lessons.from_scratch import ScratchDotProductBias, create_params, to_scratch
     from collab_lessons.prediction_range import DotProductRange
     from collab_lessons.weight_decay import param_norms
@@ -131,7 +131,7 @@ def base(tmp_path_factory):
               CollabDataLoaders=CollabDataLoaders, Learner=Learner, MSELossFlat=MSELossFlat, TabWeightedDL=TabWeightedDL,
               collab_dls=collab_dls, DotProduct=DotProduct, DotProductRange=DotProductRange, DotProductBias=DotProductBias,
               ScratchDotProductBias=ScratchDotProductBias, create_params=create_params, to_scratch=to_scratch,
-              rmse=rmse, root_mean_squared_error=root_mean_squared_error, valid_scores=valid_scores,
+              rmse=rmse, valid_scores=valid_scores,
               param_norms=param_norms, COURSE_STEPS=COURSE_STEPS, train_step=train_step, run_course=run_course)
     ratings = _tiny_ratings()
     dls = collab_dls(ratings)

@@ -6,7 +6,7 @@ from fastai.collab import EmbeddingDotBias
 from hypothesis import given, settings, strategies as st
 
 from collab_lessons.bias import DotProductBias
-from collab_lessons.dot_product import DotProduct, root_mean_squared_error
+from collab_lessons.dot_product import DotProduct, rmse
 from collab_lessons.from_scratch import ScratchDotProductBias, create_params, to_scratch
 from collab_lessons.prediction_range import DotProductRange
 
@@ -62,9 +62,13 @@ def test_create_params_registers_parameter_with_small_std():
         'movie_factors': (N_MOVIES, N_FACTORS), 'movie_bias': (N_MOVIES, 1)}
 
 
-def test_rmse_is_root_of_mean_squared_error():
-    preds, targs = torch.tensor([1., 2., 3., 5.]), torch.tensor([2., 2., 5., 4.])
-    assert root_mean_squared_error(preds, targs).item() == pytest.approx(np.sqrt((1 + 0 + 4 + 1) / 4))
+def test_rmse_metric_is_over_the_whole_validation_set():
+    "The course's `rmse` column: the root of the mean squared error of every batch's predictions together, not a mean of per-batch RMSEs."
+    batches = [(torch.tensor([1., 2.]), torch.tensor([[2.], [2.]])), (torch.tensor([3., 5.]), torch.tensor([[5.], [4.]]))]
+    rmse.reset()
+    for pred, targ in batches: rmse.accum_values(pred, targ)  # what `accumulate` does with each batch; targets come as (bs, 1)
+    assert rmse.name == 'rmse' and rmse.value.item() == pytest.approx(np.sqrt((1 + 0 + 4 + 1) / 4))
+    assert rmse.value.item() != pytest.approx(np.mean([np.sqrt(1 / 2), np.sqrt(5 / 2)]))
 
 
 @settings(max_examples=60, deadline=None)
