@@ -14,6 +14,7 @@ import warnings
 
 import torch
 
+from .fast import pick_device
 from .measure import rating_metrics
 
 # %% ../nbs/93_bayes.ipynb #8a76b551
@@ -23,7 +24,7 @@ def sample_wishart(scale, # (d, d) positive-definite scale matrix
     d = scale.shape[0]
     if df < d: raise ValueError(f"df={df} is smaller than the dimension {d}: the Wishart needs df >= d.")
     L = torch.linalg.cholesky(scale)
-    A = torch.randn(d, d).tril(-1) + torch.diag(torch.distributions.Chi2(df - torch.arange(d, dtype=torch.float32)).sample().sqrt())
+    A = torch.randn(d, d, device=scale.device).tril(-1) + torch.diag(torch.distributions.Chi2(df - torch.arange(d, dtype=torch.float32, device=scale.device)).sample().sqrt())
     LA = L @ A
     return LA @ LA.T
 
@@ -34,10 +35,10 @@ def sample_prior(rows, # (n, d) current user (or item) rows
     n, d = rows.shape
     mean = rows.mean(0)
     centred = rows - mean                                                   # (n, d)
-    inv_scale = torch.eye(d) + centred.T @ centred + beta0 * n / (beta0 + n) * torch.outer(mean, mean)
+    inv_scale = torch.eye(d, device=rows.device) + centred.T @ centred + beta0 * n / (beta0 + n) * torch.outer(mean, mean)
     Lam = sample_wishart(torch.cholesky_inverse(torch.linalg.cholesky(inv_scale)), d + n)
     L = torch.linalg.cholesky((beta0 + n) * Lam)
-    m = n * mean / (beta0 + n) + torch.linalg.solve_triangular(L.T, torch.randn(d, 1), upper=True)[:, 0]
+    m = n * mean / (beta0 + n) + torch.linalg.solve_triangular(L.T, torch.randn(d, 1, device=rows.device), upper=True)[:, 0]
     return m, Lam
 
 # %% ../nbs/93_bayes.ipynb #5ba15930
@@ -49,11 +50,11 @@ def sample_rows(x, # (n_ratings, d) features of the other side for each rating, 
                 m, Lam): # prior mean (d,) and precision (d, d)
     "Draw every row from its Gaussian conditional: a Bayesian linear regression of `y` on `x` per row."
     d = x.shape[1]
-    prec = torch.zeros(n_rows, d, d).index_add_(0, idx, x[:, :, None] * x[:, None, :]) * alpha + Lam  # (n_rows, d, d)
-    rhs = torch.zeros(n_rows, d).index_add_(0, idx, x * y[:, None]) * alpha + Lam @ m                 # (n_rows, d)
+    prec = torch.zeros(n_rows, d, d, device=x.device).index_add_(0, idx, x[:, :, None] * x[:, None, :]) * alpha + Lam  # (n_rows, d, d)
+    rhs = torch.zeros(n_rows, d, device=x.device).index_add_(0, idx, x * y[:, None]) * alpha + Lam @ m                 # (n_rows, d)
     L = torch.linalg.cholesky(prec)
     mean = torch.cholesky_solve(rhs[:, :, None], L)                                                    # (n_rows, d, 1)
-    return (mean + torch.linalg.solve_triangular(L.transpose(1, 2), torch.randn(n_rows, d, 1), upper=True))[:, :, 0]
+    return (mean + torch.linalg.solve_triangular(L.transpose(1, 2), torch.randn(n_rows, d, 1, device=x.device), upper=True))[:, :, 0]
 
 # %% ../nbs/93_bayes.ipynb #c3d9a2f4
 def row_groups(idx, # (n_ratings,) row each rating belongs to, e.g. the user codes
@@ -61,7 +62,7 @@ def row_groups(idx, # (n_ratings,) row each rating belongs to, e.g. the user cod
                n_rows, n_other): # number of rows and of other-side codes
     "The sparse (CSR) pattern of the ratings by row: `(order, crow, col, shape)`, `order` sorting the ratings by row."
     order = torch.argsort(idx * n_other + other)
-    crow = torch.zeros(n_rows + 1, dtype=torch.int64)
+    crow = torch.zeros(n_rows + 1, dtype=torch.int64, device=idx.device)
     crow[1:] = torch.bincount(idx, minlength=n_rows).cumsum(0)
     return order, crow, other.index_select(0, order), (n_rows, n_other)
 
@@ -80,12 +81,12 @@ def sample_rows_csr(feats, # (n_other, d) features of each other-side code, e.g.
     "`sample_rows` with the per-row sums as sparse products: one outer product per other-side code, not per rating."
     n_other, d = feats.shape
     n_rows = groups[3][0]
-    ones = _csr(groups, torch.ones(len(y)))
+    ones = _csr(groups, torch.ones(len(y), device=y.device))
     prec = (ones @ (feats[:, :, None] * feats[:, None, :]).reshape(n_other, d * d)).reshape(n_rows, d, d) * alpha + Lam
     rhs = (_csr(groups, y) @ feats) * alpha + Lam @ m                                                # (n_rows, d)
     L = torch.linalg.cholesky(prec)
     mean = torch.cholesky_solve(rhs[:, :, None], L)                                                  # (n_rows, d, 1)
-    return (mean + torch.linalg.solve_triangular(L.transpose(1, 2), torch.randn(n_rows, d, 1), upper=True))[:, :, 0]
+    return (mean + torch.linalg.solve_triangular(L.transpose(1, 2), torch.randn(n_rows, d, 1, device=y.device), upper=True))[:, :, 0]
 
 # %% ../nbs/93_bayes.ipynb #68916932
 def _bpmf_predict(U, V, mu, x):
@@ -98,14 +99,14 @@ def _gibbs_sweep(U, V, users, items, r, mu, alpha, groups=None):
     "One Gibbs sweep: priors, user rows, item rows, then the noise precision; `groups`: `row_groups` by user and by item (faster)."
     m, Lam = sample_prior(U)
     if groups is None:
-        ones = torch.ones(len(r), 1)
+        ones = torch.ones(len(r), 1, device=r.device)
         U = sample_rows(torch.cat([V[items, :-1], ones], 1), r - mu - V[items, -1], users, len(U), alpha, m, Lam)
         m, Lam = sample_prior(V)
         V = sample_rows(torch.cat([U[users, :-1], ones], 1), r - mu - U[users, -1], items, len(V), alpha, m, Lam)
     else:
-        U = sample_rows_csr(torch.cat([V[:, :-1], torch.ones(len(V), 1)], 1), r - mu - V[items, -1], groups[0], alpha, m, Lam)
+        U = sample_rows_csr(torch.cat([V[:, :-1], torch.ones(len(V), 1, device=V.device)], 1), r - mu - V[items, -1], groups[0], alpha, m, Lam)
         m, Lam = sample_prior(V)
-        V = sample_rows_csr(torch.cat([U[:, :-1], torch.ones(len(U), 1)], 1), r - mu - U[users, -1], groups[1], alpha, m, Lam)
+        V = sample_rows_csr(torch.cat([U[:, :-1], torch.ones(len(U), 1, device=U.device)], 1), r - mu - U[users, -1], groups[1], alpha, m, Lam)
     sse = ((r - _bpmf_predict(U, V, mu, torch.stack([users, items], 1)))**2).sum()
     alpha = torch.distributions.Gamma(1 + len(r) / 2, 1 + sse / 2).sample().item()
     return U, V, alpha
@@ -114,11 +115,13 @@ def _gibbs_sweep(U, V, users, items, r, mu, alpha, groups=None):
 def gibbs_samples(train, # training `TensorLoader` (its `x` and `y` are used whole)
                   n_users, n_items, # number of user and item codes
                   rank=10, n_samples=200, # latent size and Gibbs sweeps
-                  sparse=True): # sum each row's ratings with sparse products (`sample_rows_csr`); `False`: `sample_rows`
-    "Yield `(sweep, U, V, mu)` after every Gibbs sweep: user and item rows (factors, then bias) and the mean rating."
-    users, items, r = train.x[:, 0], train.x[:, 1], train.y
+                  sparse=True, # sum each row's ratings with sparse products (`sample_rows_csr`); `False`: `sample_rows`
+                  device=None): # where to sample (`pick_device`); `U` and `V` live there
+    "Yield `(sweep, U, V, mu)` after every Gibbs sweep: user and item rows (factors, then bias, on `device`) and the mean rating."
+    device = pick_device(device)
+    users, items, r = train.x[:, 0].to(device), train.x[:, 1].to(device), train.y.to(device)
     mu, alpha = r.mean().item(), 2.
-    U, V = 0.1 * torch.randn(n_users, rank + 1), 0.1 * torch.randn(n_items, rank + 1)
+    U, V = 0.1 * torch.randn(n_users, rank + 1, device=device), 0.1 * torch.randn(n_items, rank + 1, device=device)
     groups = (row_groups(users, items, n_users, n_items), row_groups(items, users, n_items, n_users)) if sparse else None
     for sweep in range(n_samples):
         U, V, alpha = _gibbs_sweep(U, V, users, items, r, mu, alpha, groups)
@@ -130,24 +133,27 @@ def fit_bpmf(train, # training `TensorLoader` (its `x` and `y` are used whole)
              rank=10, n_samples=200, burn_in=40, # latent size, Gibbs sweeps, sweeps discarded before averaging
              every=10, # record the averaged prediction's RMSE every `every` kept sweeps and at the end; 0: never
              clip=(1., 5.), # predictions are clipped into this range
-             sparse=True): # sum each row's ratings with sparse products (`sample_rows_csr`); `False`: `sample_rows`
+             sparse=True, # sum each row's ratings with sparse products (`sample_rows_csr`); `False`: `sample_rows`
+             device=None): # where to sample (`pick_device`); the predictions come back to the CPU
     "Bayesian MF by Gibbs sampling; returns averaged `valid` predictions and a history of (sweep, seconds, RMSE)."
     if burn_in >= n_samples: raise ValueError(f"burn_in={burn_in} leaves no sample out of n_samples={n_samples}.")
-    total, history, start = None if valid is None else torch.zeros(len(valid.y)), [], time.perf_counter()
-    for sweep, U, V, mu in gibbs_samples(train, n_users, n_items, rank, n_samples, sparse):
+    device = pick_device(device)
+    total, history, start = None if valid is None else torch.zeros(len(valid.y), device=device), [], time.perf_counter()
+    valid_x = None if valid is None else valid.x.to(device)
+    for sweep, U, V, mu in gibbs_samples(train, n_users, n_items, rank, n_samples, sparse, device):
         if sweep < burn_in or valid is None: continue
-        total += _bpmf_predict(U, V, mu, valid.x)
+        total += _bpmf_predict(U, V, mu, valid_x)
         kept = sweep - burn_in + 1
         if every and (kept % every == 0 or sweep == n_samples - 1):
-            rmse = rating_metrics((total / kept).clamp(*clip), valid.y)['rmse']
+            rmse = rating_metrics((total / kept).clamp(*clip).cpu(), valid.y)['rmse']
             history.append(dict(sweep=sweep + 1, seconds=time.perf_counter() - start, valid_rmse=rmse))
-    preds = None if valid is None else (total / (n_samples - burn_in)).clamp(*clip)
+    preds = None if valid is None else (total / (n_samples - burn_in)).clamp(*clip).cpu()
     return preds, history
 
 # %% ../nbs/93_bayes.ipynb #793d854c
 def fit_bpmf_ensemble(train, n_users, n_items, valid, # as in `fit_bpmf`; `valid` is required
                       ranks=(5, 10, 20), # one Gibbs sampler per rank
-                      **kwargs): # passed to `fit_bpmf` (`n_samples`, `burn_in`, `every`, `clip`)
+                      **kwargs): # passed to `fit_bpmf` (`n_samples`, `burn_in`, `every`, `clip`, `device`)
     "Average the `fit_bpmf` predictions of one sampler per rank; returns predictions and each sampler's history."
     runs = [fit_bpmf(train, n_users, n_items, valid, rank=rank, **kwargs) for rank in ranks]
     return torch.stack([preds for preds, _ in runs]).mean(0), [history for _, history in runs]

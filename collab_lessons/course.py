@@ -25,6 +25,7 @@ from fastprogress.fastprogress import progress_bar
 from matplotlib.figure import Figure
 
 from .bias import DotProductBias
+from .fast import pick_device
 from .own_ratings import load_ratings
 from .splits import collab_dls
 from .dot_product import DotProduct, rmse, valid_scores
@@ -91,9 +92,10 @@ def train_step(ratings,      # table from `load_ratings`
                step,         # an entry of `COURSE_STEPS`
                n_factors=50, # size of each embedding vector
                epochs=5,     # epochs of `fit_one_cycle`
-               lr=5e-3):     # peak learning rate
+               lr=5e-3,      # peak learning rate
+               device=None): # where to train (`pick_device`): the `DataLoaders` go there and fastai moves the model to them
     "Train the model of the course `step` (an entry of `COURSE_STEPS`) on `ratings` exactly as its lesson does."
-    learn = course_learner(collab_dls(ratings, **step.get('dl_kwargs', {})), step['model'], n_factors)
+    learn = course_learner(collab_dls(ratings, device=pick_device(device), **step.get('dl_kwargs', {})), step['model'], n_factors)
     fit_learner(learn, epochs, lr, step['wd'])
     return learn
 
@@ -104,14 +106,16 @@ def run_course(ratings=None,       # table from `load_ratings`; ML-100k when `No
                steps=None,         # entries of `COURSE_STEPS` to train, in order; all when `None`
                epochs=5,           # epochs per step
                show_progress=True, # a progress bar over the steps (no bar at all when `False`)
-               log=None):          # called with one line of text after each step
+               log=None,           # called with one line of text after each step
+               device=None):       # where to train every step (`pick_device`: CUDA when available, else the CPU)
     "Train every course step on `ratings`; the table of validation scores (with the `wd` used and seconds) and the `Learner`s by step."
+    device = pick_device(device)  # checked before the data is read
     if ratings is None: ratings = load_ratings('ml-100k')
     if steps is None: steps = COURSE_STEPS
     rows, learners = [], {}
     for step in progress_bar(steps) if show_progress else steps:  # even a hidden fastprogress bar prints a character
         start = time.perf_counter()
-        learners[step['step']] = learn = train_step(ratings, step, epochs=epochs)
+        learners[step['step']] = learn = train_step(ratings, step, epochs=epochs, device=device)
         scores = valid_scores(learn, step['step'])
         rows.append(dict(step=step['step'], lesson=step['lesson'], model=step['model'].__name__,
                          wd=float(learn.opt.hypers[0]['wd']), epochs=epochs, valid_mse=scores['valid_mse'],

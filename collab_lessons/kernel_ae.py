@@ -14,6 +14,7 @@ import time
 import torch
 from torch import nn
 
+from .fast import pick_device
 from .measure import rating_metrics
 
 # %% ../nbs/95_kernel_ae.ipynb #41daa398
@@ -83,10 +84,13 @@ def fit_kernel_ae(train, # training `TensorLoader` (its `x` and `y` are used who
                   l2=20., l_sparse=0.006, # weight and kernel penalties
                   n_hid=500, n_dim=5, # hidden width, kernel point dimension
                   every=1, # score `valid` every `every` epochs; 0: never
-                  clip=(1., 5.)): # predictions are clipped into this range
+                  clip=(1., 5.), # predictions are clipped into this range
+                  device=None): # where to train (`pick_device`); the predictions and the model come back to the CPU
     "Train a `KernelAutoencoder` by full-batch L-BFGS; return `valid` predictions, a history of (epoch, seconds, RMSE) and the model."
-    R, M = rating_matrix(train, n_users, n_items)
-    model = KernelAutoencoder(n_users, n_hid, n_dim=n_dim)
+    device = pick_device(device)
+    R, M = (t.to(device) for t in rating_matrix(train, n_users, n_items))
+    model = KernelAutoencoder(n_users, n_hid, n_dim=n_dim).to(device)  # initialised on the CPU: the same weights on every device
+    valid_x = None if valid is None else valid.x.to(device)
     opt = torch.optim.LBFGS(model.parameters(), max_iter=iters, history_size=10, line_search_fn='strong_wolfe')
     def closure():
         opt.zero_grad()
@@ -99,14 +103,14 @@ def fit_kernel_ae(train, # training `TensorLoader` (its `x` and `y` are used who
         if loss != loss: raise FloatingPointError(f"the loss became NaN in epoch {epoch + 1}: lower `iters` or raise `l2`.")
         row = dict(epoch=epoch + 1, seconds=time.perf_counter() - start, loss=loss)
         if valid is not None and every and ((epoch + 1) % every == 0 or epoch == epochs - 1):
-            row['valid_rmse'] = rating_metrics(reconstructed_ratings(model, R, valid.x, clip), valid.y)['rmse']
+            row['valid_rmse'] = rating_metrics(reconstructed_ratings(model, R, valid_x, clip).cpu(), valid.y)['rmse']
         history.append(row)
-    return (None if valid is None else reconstructed_ratings(model, R, valid.x, clip)), history, model
+    return (None if valid is None else reconstructed_ratings(model, R, valid_x, clip).cpu()), history, model.cpu()
 
 # %% ../nbs/95_kernel_ae.ipynb #9259f981
 def fit_kernel_ae_ensemble(train, n_users, n_items, valid, # as in `fit_kernel_ae`; `valid` is required
                            seeds=(0, 1, 2), # one autoencoder per seed
-                           **kwargs): # passed to `fit_kernel_ae` (`epochs`, `iters`, `l2`, `every`, ...)
+                           **kwargs): # passed to `fit_kernel_ae` (`epochs`, `iters`, `l2`, `every`, `device`, ...)
     "Average the `valid` predictions of one `fit_kernel_ae` per seed; returns predictions and each run's history."
     runs = []
     for seed in seeds:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fast import pick_device
 from .measure import error_sums, metrics_from_sums
 from .splits import split_random
 from .recommend import sigmoid_range
@@ -190,32 +191,32 @@ def _valid_scores(model, valid_dl):
 
 # %% ../nbs/79_model_kinds.ipynb #8d0fbf87
 def _dot_weights(model):
-    "The four dot-product weights of a `DotProductBias`, fastai `EmbeddingDotBias` or `FastDotProductBias`, detached."
+    "The four dot-product weights of a `DotProductBias`, fastai `EmbeddingDotBias` or `FastDotProductBias`, detached copies on the CPU."
     names = {'u_weight': 'user_factors', 'u_bias': 'user_bias', 'i_weight': 'movie_factors', 'i_bias': 'movie_bias',
              'item_factors': 'movie_factors', 'item_bias': 'movie_bias'}
-    out = {f'{names.get(k, k)}.weight': m.weight.detach().clone() for k, m in model.named_children()}
+    out = {f'{names.get(k, k)}.weight': m.weight.detach().cpu().clone() for k, m in model.named_children()}
     return {k: out[k] for k in DOT_WEIGHTS}
 
 # %% ../nbs/79_model_kinds.ipynb #4fee5e4b
 def _nn_weights(model):
-    "The weights of fastai's `EmbeddingNN` as `NNModel` reads them: each `Linear`-`ReLU`-`BatchNorm1d` block with the batch norm folded in."
+    "The weights of fastai's `EmbeddingNN` as `NNModel` reads them (on the CPU): each `Linear`-`ReLU`-`BatchNorm1d` block with the batch norm folded in."
     weights = {'user_factors.weight': model.embeds[0].weight.detach().clone(), 'movie_factors.weight': model.embeds[1].weight.detach().clone()}
     blocks = [b for b in model.layers if isinstance(b, nn.Sequential)]
     for i, block in enumerate(blocks[:-1]):
         lin, bn = block[0], block[2]
         scale = bn.weight / (bn.running_var + bn.eps).sqrt()
-        weights.update({f'hidden.{i}.weight': lin.weight, f'hidden.{i}.bias': torch.zeros(len(lin.weight)) if lin.bias is None else lin.bias,
+        weights.update({f'hidden.{i}.weight': lin.weight, f'hidden.{i}.bias': torch.zeros(len(lin.weight), device=lin.weight.device) if lin.bias is None else lin.bias,
                         f'hidden.{i}.scale': scale, f'hidden.{i}.shift': bn.bias - bn.running_mean * scale})
     weights.update({'out.weight': blocks[-1][0].weight, 'out.bias': blocks[-1][0].bias})
-    return {k: v.detach().clone() for k, v in weights.items()}
+    return {k: v.detach().cpu().clone() for k, v in weights.items()}
 
 # %% ../nbs/79_model_kinds.ipynb #f5a2b289
-def _train_fastai(kind, train, valid, o):
-    "Train the course's `DotProductBias` or fastai's `EmbeddingDotBias`/`EmbeddingNN` with fastai (imported only here)."
+def _train_fastai(kind, train, valid, o, device):
+    "Train the course's `DotProductBias` or fastai's `EmbeddingDotBias`/`EmbeddingNN` with fastai (imported only here) on `device`."
     from collab_lessons.course import fit_learner
     from collab_lessons.fastai_models import make_learner
     from collab_lessons.splits import collab_dls
-    dls = collab_dls(train, valid, item_name='movie', bs=o['bs'], seed=o['seed'])
+    dls = collab_dls(train, valid, item_name='movie', bs=o['bs'], seed=o['seed'], device=device)  # the `Learner` trains where its data is
     y_range = _y_range(train)
     learn = make_learner(dls, 'bias' if kind == 'course' else kind, n_factors=o['n_factors'], y_range=tuple(y_range), layers=o['layers'])
     fit_learner(learn, o['epochs'], o['lr'], o['wd'], show_progress=o['progress'])
@@ -228,7 +229,7 @@ def _train_fastai(kind, train, valid, o):
     return weights, info, users, items
 
 # %% ../nbs/79_model_kinds.ipynb #d7917b40
-def _train_fast(kind, train, users, items, o):
+def _train_fast(kind, train, users, items, o, device):
     "Train a `FastDotProductBias` with `fit_fast` (Adam) or, for `lazy`, `fit_lazy` (row-wise Adagrad over cache-sized blocks, for big files)."
     from collab_lessons.fast import BlockedLoader, FastDotProductBias, fit_fast, fit_lazy
     torch.manual_seed(o['seed'])
@@ -240,17 +241,17 @@ def _train_fast(kind, train, users, items, o):
         del dl
         dl = BlockedLoader(x, y, len(users), len(items), bs=o['bs'], seed=o['seed'])
         del x, y
-        fit_lazy(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'], progress=o['progress'])
-    else: fit_fast(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'])
+        fit_lazy(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'], progress=o['progress'], device=device)
+    else: fit_fast(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'], device=device)
     return _dot_weights(model), dict(y_range=y_range, squash='sigmoid', n_factors=o['n_factors'])
 
 # %% ../nbs/79_model_kinds.ipynb #7bf3b0ba
-def _bpmf_factors(dl, n_users, n_items, rank, n_samples, burn_in, keep):
+def _bpmf_factors(dl, n_users, n_items, rank, n_samples, burn_in, keep, device=None):
     "Gibbs-sample Bayesian MF on the loader `dl`; return up to `keep` evenly thinned samples `(U, V)` after `burn_in` and the mean rating."
     from collab_lessons.bayes import gibbs_samples
     if burn_in >= n_samples: raise ValueError(f"burn_in={burn_in} leaves no sample out of n_samples={n_samples}.")
     thin, samples, mu = max(1, -(-(n_samples - burn_in) // keep)), [], None
-    for sweep, U, V, mu in gibbs_samples(dl, n_users, n_items, rank, n_samples):
+    for sweep, U, V, mu in gibbs_samples(dl, n_users, n_items, rank, n_samples, device=device):
         if sweep >= burn_in and (n_samples - 1 - sweep) % thin == 0: samples.append((U, V))
     return samples, mu
 
@@ -265,19 +266,19 @@ def bpmf_weights(samples, mu):
     return weights
 
 # %% ../nbs/79_model_kinds.ipynb #64b90a05
-def _train_bpmf(train, users, items, o):
+def _train_bpmf(train, users, items, o, device):
     "An ensemble of Bayesian MF samplers, one per rank, stored as one dot product (`bpmf_weights`) clipped to the rating range."
     torch.manual_seed(o['seed'])
     dl = _loader(train, users, items)
     samples = []
     for rank in o['ranks']:
-        kept, mu = _bpmf_factors(dl, len(users), len(items), rank, o['n_samples'], o['burn_in'], o['keep'])
+        kept, mu = _bpmf_factors(dl, len(users), len(items), rank, o['n_samples'], o['burn_in'], o['keep'], device)
         samples += kept  # every sampler keeps the same number of samples, so each rank weighs the same
-    weights = bpmf_weights(samples, mu)
+    weights = {k: w.cpu() for k, w in bpmf_weights(samples, mu).items()}
     return weights, dict(y_range=_clip(train), squash='clip', n_factors=weights['user_factors.weight'].shape[1])
 
 # %% ../nbs/79_model_kinds.ipynb #92dd356e
-def _train_kernel_ae(train, users, items, o):
+def _train_kernel_ae(train, users, items, o, device):
     "A seed ensemble of local-kernel autoencoders, stored as their mean reconstructed (n_users, n_items) matrix, clipped."
     from collab_lessons.kernel_ae import fit_kernel_ae, rating_matrix
     dl, clip = _loader(train, users, items), _clip(train)
@@ -285,20 +286,20 @@ def _train_kernel_ae(train, users, items, o):
     total = torch.zeros(len(items), len(users))
     for seed in o['seeds']:
         torch.manual_seed(seed)
-        _, _, model = fit_kernel_ae(dl, len(users), len(items), None, epochs=o['epochs'], n_hid=o['n_hid'], every=0, clip=tuple(clip))
+        _, _, model = fit_kernel_ae(dl, len(users), len(items), None, epochs=o['epochs'], n_hid=o['n_hid'], every=0, clip=tuple(clip), device=device)
         with torch.no_grad(): total += model(R).clamp(*clip)
     return {'scores': (total / len(o['seeds'])).T.contiguous()}, dict(y_range=clip, squash='clip')
 
 # %% ../nbs/79_model_kinds.ipynb #8fda07eb
-def _train_blend(train, users, items, o):
+def _train_blend(train, users, items, o, device):
     "bpmf and kernel_ae blended with the least-squares weight fitted on a 10% carve-out of `train`, then both refitted on all of `train`."
     from collab_lessons.kernel_ae import blend_weight
     fit, tune = split_random(train, 0.1, seed=0)
-    parts = [_train_bpmf(fit, users, items, o), _train_kernel_ae(fit, users, items, o)]
+    parts = [_train_bpmf(fit, users, items, o, device), _train_kernel_ae(fit, users, items, o, device)]
     dl = _loader(tune, users, items)
     a, b = (scoring_model(k, w, i)(dl.x).view(-1) for k, (w, i) in zip(('bpmf', 'kernel_ae'), parts))
     w = blend_weight(a, b, dl.y)
-    (bw, bi), (kw, _) = _train_bpmf(train, users, items, o), _train_kernel_ae(train, users, items, o)
+    (bw, bi), (kw, _) = _train_bpmf(train, users, items, o, device), _train_kernel_ae(train, users, items, o, device)
     return dict(bw, **kw), dict(bi, blend_weight=round(w, 4))
 
 # %% ../nbs/79_model_kinds.ipynb #6cfabbf0
@@ -319,17 +320,18 @@ def _options(kind, opts):
 def train_kind(kind,        # one of `KINDS` (or the alias 'bias')
                train,       # ratings to learn from: `user`, `movie` (the item id), `rating` and `title` columns
                valid=None,  # held-out ratings to score after training (pairs with unknown ids are left out)
+               device=None, # where to train (`pick_device`: CUDA when available, else the CPU); the weights come back on the CPU
                **opts):     # training options, see `DEFAULTS`; `None` keeps the kind's default
     "Train a model of `kind` on `train` and return it as `Trained`: plain weights, `info`, id vocabularies and validation scores."
     kind, start = kind_name(kind), time.perf_counter()
-    o = _options(kind, opts)
+    o, device = _options(kind, opts), pick_device(device)
     valid = train.iloc[:0] if valid is None else valid
-    if kind in ('course', 'fastai_dot', 'fastai_nn'): weights, info, users, items = _train_fastai(kind, train, valid, o)
+    if kind in ('course', 'fastai_dot', 'fastai_nn'): weights, info, users, items = _train_fastai(kind, train, valid, o, device)
     else:
         users, items = vocab(train.user), vocab(train.movie)
         trainer = {'fast': _train_fast, 'lazy': _train_fast, 'bpmf': lambda *a: _train_bpmf(*a[1:]),
                    'kernel_ae': lambda *a: _train_kernel_ae(*a[1:]), 'blend': lambda *a: _train_blend(*a[1:])}[kind]
-        weights, info = trainer(kind, train, users, items, o)
+        weights, info = trainer(kind, train, users, items, o, device)
     seconds = round(time.perf_counter() - start, 1)
     if not all(torch.isfinite(w).all() for w in weights.values()):
         from collab_lessons.course import DivergedError

@@ -46,9 +46,9 @@ def training_frames(dataset='ml-100k', ratings=None, items=None, split='random',
 MODEL_CLASSES = {'course': 'DotProductBias', 'fastai_dot': 'EmbeddingDotBias', 'fastai_nn': 'EmbeddingNN', 'fast': 'FastDotProductBias',
                  'lazy': 'FastDotProductBias', 'bpmf': 'BPMF', 'kernel_ae': 'KernelAutoencoder', 'blend': 'BPMF + KernelAutoencoder'}
 
-def train_model(kind, train, held_out, out, dataset, split, progress=False, **opts):
-    "Train a model of `kind` on `train`, score it on `held_out`, save it to `out` with `dataset` and `split` recorded; return the result row."
-    trained = train_kind(kind, train, held_out, progress=progress, **opts)
+def train_model(kind, train, held_out, out, dataset, split, progress=False, device=None, **opts):
+    "Train a model of `kind` on `train` (on `device`, see `train_kind`), score it on `held_out`, save it to `out` with `dataset` and `split` recorded; return the result row."
+    trained = train_kind(kind, train, held_out, device=device, progress=progress, **opts)
     scores = {k: v for k, v in trained.scores.items() if k != 'seconds'}
     result = dict(model=MODEL_CLASSES[trained.kind], kind=trained.kind, dataset=dataset, split=split, epochs=trained.options['epochs'],
                   **({'valid_mse': round(scores['valid_rmse'] ** 2, 4)} if scores else {}), **scores)
@@ -178,8 +178,8 @@ def run_train_command(kind, out, dataset='ml-100k', ratings=None, items=None, sp
     return train_model(kind, train, held_out, out, str(ratings or dataset), split, progress, seed=seed, **opts)
 
 # %% ../nbs/82_products.ipynb #6d6fb8c1
-def run_course_command(dataset, out, final_only=False, epochs=5, bars=False, log=None, say=print):
-    "`collab-lessons course`: train the course's steps on `dataset`, save model, table and plots into the folder `out`; return the summary and table."
+def run_course_command(dataset, out, final_only=False, epochs=5, bars=False, log=None, say=print, device=None):
+    "`collab-lessons course`: train the course's steps on `dataset` (on `device`, see `run_course`), save model, table and plots into the folder `out`; return the summary and table."
     from collab_lessons.course import COURSE_STEPS, FINAL_STEP, run_course  # training needs fastai; queries do not
     from collab_lessons.model_files import save_course
     check_output_folder(out, COURSE_FILES)
@@ -187,7 +187,7 @@ def run_course_command(dataset, out, final_only=False, epochs=5, bars=False, log
     say(f"Loading {dataset} ...")
     ratings = load_ratings(dataset)
     say(f"Training {len(steps)} course step(s), {epochs} epochs each, on {len(ratings):,} ratings ...")
-    table, learners = run_course(ratings, steps, epochs, bars, log)
+    table, learners = run_course(ratings, steps, epochs, bars, log, device=device)
     paths = save_course(out, table, learners[FINAL_STEP], ratings, dataset)
     return dict(dataset=dataset, output_folder=str(Path(out).resolve()), files=[p.name for p in paths],
                 results=table.to_dict(orient='records')), table
