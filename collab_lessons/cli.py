@@ -50,7 +50,7 @@ def _emit(args, data, table=None, heading=None):
 def cmd_course(args):
     "The `course` command: train the course's steps, print the table and save model, table and plots."
     log = None if _bars(args) else lambda line: _say(args, line)
-    result, table = products.run_course_command(args.dataset, args.out, args.final_only, args.epochs, _bars(args), log, lambda m: _say(args, m))
+    result, table = products.run_course_command(args.dataset, args.out, args.final_only, args.epochs, _bars(args), log, lambda m: _say(args, m), device=args.device)
     _emit(args, result, table, heading=f"Validation scores on {args.dataset} (random 80/20 split, seed 42):")
     _say(args, f"\nSaved {', '.join(result['files'])} in {result['output_folder']}\n"
                f"Next: collab-lessons recommend --user 42 --model {Path(args.out)/'model.pt'}")
@@ -64,7 +64,7 @@ def cmd_train(args):
         return _trained(args, train_command(args, log=lambda line: _say(args, line)))
     columns = dict(user=args.user_col, item=args.item_col, rating=args.rating_col)
     result = products.run_train_command(args.model_kind, args.out, args.dataset, args.ratings, args.items, args.split, args.seed, columns,
-                                        _bars(args), lambda line: _say(args, line), **kind_options(args))
+                                        _bars(args), lambda line: _say(args, line), device=args.device, **kind_options(args))
     return _trained(args, result, f"\nNext: collab-lessons recommend --user 42 --model {args.out}")
 
 def _trained(args, result, next_step=''):

@@ -53,6 +53,13 @@ _N = _number(int, lambda v: v >= 1, 'a whole number of 1 or more: it is how many
 _MIN_RATINGS = _number(int, lambda v: v >= 0, 'a whole number of 0 or more')
 _SAMPLES = _number(int, lambda v: 2 <= v <= 100_000, 'a whole number from 2 to 100000')
 
+def _device(text):
+    "An argparse `type`: `text` if this machine can train on that device (`pick_device`), else a usage error saying why."
+    from collab_lessons.fast import pick_device  # torch only: no fastai
+    try: pick_device(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e).rstrip('.')) from None  # the parser adds '. See ... --help.'
+    return text
+
 # %% ../nbs/86_cli_options.ipynb #34e5babd
 def _common_options():
     "Parent parser with the options every command takes: `--quiet`, `--json` and `--debug`."
@@ -82,6 +89,10 @@ def _add_kind_options(t):
     t.add_argument('--ranks', type=_FACTORS, nargs='+', help='one bpmf sampler per rank (default: 5 10 20)')
     t.add_argument('--seeds', type=_SEED, nargs='+', help='one kernel autoencoder per seed (default: 0 1 2)')
     t.add_argument('--hidden', type=_FACTORS, help='hidden width of the kernel autoencoder (default: 500)')
+    _add_device_option(t)
+
+def _add_device_option(parser):
+    parser.add_argument('--device', type=_device, help="cpu, cuda or cuda:N (default: cuda when it is available, else cpu)")
 
 def kind_options(args):
     "The keyword arguments of `train_kind` that the parsed options of `train` give (`None` leaves the kind's own default)."
@@ -99,6 +110,7 @@ def _add_training_commands(sub, common):
     c.add_argument('--out', default=DEFAULT_OUT, metavar='DIR', help=f'output folder (default: {DEFAULT_OUT})')
     c.add_argument('--final-only', action='store_true', help='train only the final model (DotProductBias, wd=0.1)')
     c.add_argument('--epochs', type=_EPOCHS, default=5, help='epochs per step (default: 5, as in the lessons)')
+    _add_device_option(c)
     t = sub.add_parser('train', parents=[common], help='train one model of any kind and save it',
                        description='Train one model of the chosen kind and save it as a safe model file.')
     t.add_argument('--dataset', choices=DATASETS, default='ml-100k', help='ratings to train on (default: ml-100k)')

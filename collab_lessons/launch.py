@@ -238,7 +238,8 @@ def train_command(args, # parsed options of `collab-lessons train` with `--nproc
                if args.ratings else load_ratings(args.dataset))
     if log: log(f"Training on {len(ratings):,} ratings with {nproc} rank(s) ...")
     result = train_local(ratings, nproc, out, out.with_name(out.name + '.ckpt'), args.resume, seed=args.seed, log=log,
-                         epochs=recipe['epochs'], lr=recipe['lr'], l2=args.wd, bs=recipe['bs'], n_factors=args.factors)
+                         epochs=recipe['epochs'], lr=recipe['lr'], l2=args.wd, bs=recipe['bs'], n_factors=args.factors,
+                         device=getattr(args, 'device', None))
     return dict(model='FastDotProductBias', ranks=nproc, dataset=str(args.ratings or args.dataset), epochs=recipe['epochs'],
                 valid_rmse=result['valid_rmse'], valid_mae=result['valid_mae'], seconds=round(sum(h['seconds'] for h in result['history']), 1),
                 model_file=str(Path(result['model_file']).resolve()))

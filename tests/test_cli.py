@@ -370,3 +370,25 @@ def test_train_on_your_own_ratings_then_recommend(tmp_path, capsys):
 def test_train_own_ratings_options_need_ratings(capsys):
     assert main(['train', '--items', 'items.csv']) == 2
     assert '--ratings PATH' in capsys.readouterr().err
+
+
+def test_device_option_is_checked_at_parse_time_and_reaches_training(capsys, monkeypatch, tmp_path):
+    "`--device` names what is wrong before any work (exit 2), and a good one is passed to `train` and `course` as given."
+    with pytest.raises(SystemExit) as e: main(['train', '--device', 'tpu', '--out', str(tmp_path/'m.pt')])
+    err = capsys.readouterr().err
+    assert e.value.code == EXIT_CODES['usage'] and "argument --device: device='tpu'" in err and not (tmp_path/'m.pt').exists()
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as e: main(['course', '--device', 'cuda', '--out', str(tmp_path/'c')])
+        assert e.value.code == EXIT_CODES['usage'] and 'CUDA is not available' in capsys.readouterr().err
+    seen = {}
+    class Stop(Exception): pass
+    def record(name):
+        def fake(*args, **kwargs): seen[name] = kwargs.get('device'); raise Stop
+        return fake
+    monkeypatch.setattr(products, 'run_train_command', record('train'))
+    monkeypatch.setattr(products, 'run_course_command', record('course'))
+    for command in ('train', 'course'):  # the fakes stop the command once they have seen its device
+        main([command, '--device', 'cpu', '--out', str(tmp_path/command), '-q'])
+        assert seen.pop(command) == 'cpu'
+        main([command, '--out', str(tmp_path/command), '-q'])
+        assert seen.pop(command) is None
