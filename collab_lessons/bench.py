@@ -25,9 +25,9 @@ from fastai.callback.core import Callback, CancelValidException
 from fastai.tabular.core import TabWeightedDL
 
 from .bayes import fit_bpmf_ensemble
-from .bench_report import add_bench_arguments, check_targets, load_targets, format_markdown, format_table, plot_curves, summarise
+from .bench_report import format_distributed, add_bench_arguments, check_targets, load_targets, format_markdown, format_table, plot_curves, summarise
 from .bench_query import check_query, query_speed
-from .bench_scale import DIST_SIZES, bench_distributed, check_file_to_model, check_scale, file_to_model, format_distributed, format_scale, read_speed, run_scale
+from .bench_scale import DIST_SIZES, bench_distributed, check_file_to_model, check_scale, file_to_model, format_scale, read_speed, run_scale
 from .bias import DotProductBias
 from .course import course_learner, fit_learner
 from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, score_loader

@@ -6,7 +6,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/bench_scale.html.md"""
 
 # %% auto #0
 __all__ = ['DIST_SIZES', 'DIST_CONFIGS', 'scale_shape', 'scale_one', 'run_scale', 'format_scale', 'check_scale', 'write_u_data',
-           'read_one', 'read_speed', 'distributed_rows', 'bench_distributed', 'format_distributed', 'write_distributed',
+           'read_one', 'read_speed', 'distributed_rows', 'bench_distributed', 'write_distributed',
            'write_ratings_files', 'file_one', 'file_to_model', 'check_file_to_model', 'main']
 
 # %% ../nbs/94_bench_scale.ipynb #47a209e1
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .bench_report import load_targets
+from .bench_report import format_distributed, load_targets
 from .distributed import write_shards
 from .launch import launch, worker_args
 from .fast import FastDotProductBias, fast_loaders, fit_lazy
@@ -166,13 +166,6 @@ def bench_distributed(sizes=(5_000_000, 25_000_095), epochs=1, log=print, **kwar
         base = next(b for b in rows if b['n_ratings'] == r['n_ratings'] and b['grads'] == r['grads'] and b['ranks'] == b['threads'] == 1)
         r['epoch_x'] = r['s_per_epoch'] / base['s_per_epoch']
     return rows
-
-def format_distributed(rows):
-    "The rows of `bench_distributed` as a Markdown table."
-    lines = ['| ratings | run | gradients | s/epoch | × 1 process | all-reduce share | peak MB per rank | valid RMSE |', '|---|---|---|---|---|---|---|---|']
-    lines += [f"| {r['n_ratings']:,} | {r['config']} | {r['grads']} | {r['s_per_epoch']:.1f} | {r['epoch_x']:.2f} | {r['allreduce_share']:.0%} "
-              f"| {r['peak_mb_per_rank']:.0f} | {r['valid_rmse']:.4f} |" for r in rows]
-    return '\n'.join(lines) + '\n'
 
 def write_distributed(rows, out):
     "Write `rows` to `out/distributed.json` and `out/distributed.md` (with the machine's CPU count); return the Markdown."

@@ -160,7 +160,7 @@ def test_plan_rank_counts_bytes_by_hand():
 
 def test_distributed_rows_reach_the_benchmark_markdown():
     from collab_lessons.bench_report import format_markdown
-    from collab_lessons.bench_scale import format_distributed
+    from collab_lessons.bench_report import format_distributed
     rows = [dict(n_ratings=5_000_000, config='2 ranks × 1 thread', grads='dense', s_per_epoch=45.1, epoch_x=2.93, allreduce_share=0.57,
                  peak_mb_per_rank=1064., valid_rmse=0.7106)]
     table = format_distributed(rows)
