@@ -81,7 +81,7 @@ def query_speed(smoke=False, # tiny shapes that only check the code paths
     out = subprocess.run([sys.executable, '-m', 'collab_lessons.bench_query', '--threads', str(threads)] + shape,
                          check=True, capture_output=True, text=True).stdout
     row.update(json.loads(out.strip().splitlines()[-1]))
-    log(f"  recommend {row['recommend_s']:.2f} s against import torch {row['import_torch_s']:.2f} s (+{row['overhead_s']:.2f} s); "
+    log(f"  recommend {row['recommend_s']:.2f} s against import torch {row['import_torch_s']:.2f} s ({row['overhead_s']:+.2f} s); "
         f"one user {row['one_user_ms']:.1f} ms; every user's top 10 {row['all_users_s']:.1f} s ({row['n_users']:,} users x {row['n_items']:,} items)")
     return row
 

@@ -174,7 +174,7 @@ def format_markdown(report):
     if report.get('query'):
         q, v = report['query'], report.get('query_targets') or {}
         lines += ['', f"- one user's recommendations (`collab-lessons recommend`) take ≤ `import torch` + {v['overhead']['bar']:g} s: {_verdict(v['overhead']['ok'])} "
-                      f"({q['recommend_s']:.2f} s against {q['import_torch_s']:.2f} s: +{q['overhead_s']:.2f} s; fresh processes, medians).",
+                      f"({q['recommend_s']:.2f} s against {q['import_torch_s']:.2f} s: {q['overhead_s']:+.2f} s; fresh processes, medians).",
                   f"- on a {q['n_users']:,} × {q['n_items']:,} model ({q['n_seen']:,} rated pairs), one user's top 10 (`top_n_for_user`) ≤ {v['one_user']['bar']:g} ms: "
                       f"{_verdict(v['one_user']['ok'])} ({q['one_user_ms']:.1f} ms median, {q['one_user_max_ms']:.1f} ms slowest); every user's top 10 "
                       f"(`all_users_top_n`) ≤ {v['all_users']['bar']:g} s: {_verdict(v['all_users']['ok'])} ({q['all_users_s']:.1f} s)."] if v else []
