@@ -1,3 +1,4 @@
+import torch
 import re
 from pathlib import Path
 
@@ -124,3 +125,21 @@ def test_lesson_70_rerun_reproduces_every_lessons_stored_score():
     stored = lesson_scores(nbs).set_index('step').valid_mse
     assert sorted(rerun.index) == sorted(stored.index)
     assert ((rerun - stored[rerun.index]).abs() <= 1e-4).all(), (rerun, stored)
+
+
+def test_trim_heap_trims_every_n_training_batches_and_after_each_epoch(tiny_ratings):
+    "`TrimHeap` calls `malloc_trim` after every `every`-th training batch and at each epoch's end, and changes no number."
+    from collab_lessons.course import TrimHeap
+    calls, runs = [], []
+    for trim in (True, False):
+        torch.manual_seed(0)
+        dls = collab_dls(tiny_ratings, bs=16)
+        learn = course_learner(dls)
+        cb = TrimHeap(every=3)
+        if trim: cb.trim = calls.append
+        else: cb.trim = None
+        with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2, cbs=cb)
+        runs.append([p.detach().clone() for p in learn.model.parameters()])
+    n_batches = len(dls.train)
+    assert len(calls) == 2 * (n_batches // 3 + 1) and set(calls) == {0}
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
