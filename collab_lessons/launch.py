@@ -30,17 +30,23 @@ from .distributed import fit_fastai, fit_sharded, pick_device, rank_files, read_
 from .measure import rss_mb
 
 # %% ../nbs/89_launch.ipynb #b65e9705
-def save_fast_model(path, model, classes, seen=None, info=None, titles=None): # `titles`: `{str(id): title}` labels, else the ids
+def save_fast_model(path, model, classes, seen=None, info=None, titles=None, # `titles`: `{str(id): title}` labels, else the ids
+                    held_out=None): # validation pairs (`user`, `item`): recorded as seen after the training pairs, so never recommended
     "Save a trained `FastDotProductBias` as a course model file (a `DotProductBias`, `#na#` first) atomically, items keyed by id; return `path`."
     from collab_lessons.bias import DotProductBias  # imported here: these pull in fastai, which only rank 0 needs, once, at the end
-    from collab_lessons.model_files import atomic_save, model_record
+    from collab_lessons.model_files import atomic_save, by_user, model_record
+    from collab_lessons.recommend import encode_pairs
     pad = lambda w: torch.cat([w.new_zeros(1, w.shape[1]), w.detach()]).cpu()  # row 0 is '#na#' (unknown) in model files
     course = DotProductBias(len(classes['user']) + 1, len(classes['item']) + 1, model.user_factors.weight.shape[1], model.y_range)
     course.load_state_dict({'user_factors.weight': pad(model.user_factors.weight), 'user_bias.weight': pad(model.user_bias.weight),
                             'movie_factors.weight': pad(model.item_factors.weight), 'movie_bias.weight': pad(model.item_bias.weight)})
     items = ['#na#', *(str(i) for i in classes['item'])]
     seen = None if seen is None else seen.assign(title=seen['item'].astype(str))  # seen pairs are matched against `items`
-    record = model_record(course, ['#na#', *classes['user']], items, seen, info)
+    users = ['#na#', *classes['user']]
+    record = model_record(course, users, items, seen, info)
+    if held_out is not None and len(held_out):  # as in every model file: training pairs first (`info['n_train']`), then held-out ones
+        pairs = encode_pairs(held_out.assign(title=held_out['item'].astype(str)), users, items)
+        record['seen'] = torch.cat([record['seen'], by_user(pairs[(pairs > 0).all(1)])])
     record['titles'] = [items[0], *((titles or {}).get(i, i) for i in items[1:])]  # a title only labels its id
     return atomic_save(record, path)
 
@@ -84,7 +90,8 @@ def _run_fast(args, rank, log):
     model, classes, history = fit_sharded(args.shards, args.epochs, args.lr, args.l2, args.bs, args.n_factors, args.sparse, args.seed,
                                           args.device, args.checkpoint, args.resume or restarted, _fault(rank), args.audit, log)
     ranks = gather_frames(pd.DataFrame(dict(peak_mb=[rss_mb('VmHWM')], weight_sum=[sum(p.double().sum().item() for p in model.parameters())])))
-    seen = gather_frames(read_shard(rank_files(args.shards, 'train', rank, dist.get_world_size()))[['user', 'item']]) if args.out else None
+    pairs = lambda kind: gather_frames(read_shard(rank_files(args.shards, kind, rank, dist.get_world_size()))[['user', 'item']])
+    seen, held_out = (pairs('train'), pairs('valid')) if args.out else (None, None)
     last = history[-1]
     summary = dict(world_size=dist.get_world_size(), epochs=args.epochs, sparse=args.sparse, n_users=len(classes['user']), n_items=len(classes['item']),
                    valid_rmse=last['valid_rmse'], valid_mae=last['valid_mae'], peak_mb_per_rank=ranks.peak_mb.tolist(),
@@ -93,7 +100,7 @@ def _run_fast(args, rank, log):
         info = {k: summary[k] for k in ('world_size', 'epochs', 'valid_rmse', 'valid_mae')}
         labels = Path(args.shards)/'titles.parquet'  # written by `write_shards` when the ratings have titles
         titles = (lambda t: dict(zip(t.item.astype(str), t.title)))(pd.read_parquet(labels)) if labels.exists() else None
-        summary['model_file'] = str(save_fast_model(args.out, model, classes, seen, info, titles))
+        summary['model_file'] = str(save_fast_model(args.out, model, classes, seen, info, titles, held_out))
     return summary
 
 def _run_fastai(args, rank, log):

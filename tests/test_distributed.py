@@ -51,7 +51,8 @@ def test_two_ranks_agree_and_save_a_model(ratings, two_ranks):
     assert len(saved.users) == two_ranks['n_users'] + 1 and saved.info['world_size'] == 2  # '#na#' first, as in every model file
     assert saved.items[0] == saved.titles[0] == '#na#'
     assert all(t == f'Movie {int(i) // 2}' for i, t in zip(saved.items[1:], saved.titles[1:]))  # ids, labelled by their titles
-    assert len(saved.seen) == int(12_000 * 0.8)  # rank 0 recorded every training rating of both shards
+    assert saved.info['n_train'] == int(12_000 * 0.8)  # rank 0 recorded every training rating of both shards,
+    assert len(saved.seen) == 12_000 and len(torch.unique(saved.seen, dim=0)) == 12_000  # then every held-out one: never recommended
 
 
 def test_two_nodes_on_localhost(ratings, two_ranks, tmp_path):
