@@ -97,7 +97,8 @@ def save_trained(path,        # where to write the model file
     users, items = trained.users, trained.items
     train_seen = by_user(seen_pairs(train, users, items))
     seen = train_seen if held_out is None else torch.cat([train_seen, by_user(seen_pairs(held_out, users, items))])
-    titles = item_titles(pd.concat([f[['movie', 'title']].drop_duplicates('movie', keep='last') for f in (train, held_out) if f is not None]), items)
+    one_row_per_item = [f[['movie', 'title']].drop_duplicates('movie', keep='last') for f in (train, held_out) if f is not None]  # not 25M rows
+    titles = item_titles(pd.concat(one_row_per_item), items)
     counts = torch.bincount(train_seen[:, 1], minlength=len(items))
     record = dict(format=MODEL_FORMAT, version=MODEL_VERSION, kind=trained.kind, info=dict(info or {}, **trained.info, n_train=len(train_seen)),
                   users=[_plain(u) for u in users], items=[_plain(i) for i in items], titles=titles,
@@ -257,14 +258,14 @@ class SavedModel:
         self._blocks = [b if _is_sorted(b[:, 0]) else by_user(b) for b in (self.seen[:n], self.seen[n:])]
         self._starts = [_user_starts(b, len(self.users)) for b in self._blocks]
 
-    def seen_by(self, lo, hi=None):
+    def rated_pairs(self, lo, hi=None):
         "(user, item) index pairs rated by the users `lo` to `hi - 1` (just `lo` without `hi`), training and held-out: two slices."
         hi = lo + 1 if hi is None else hi
         return torch.cat([b[int(st[lo]):int(st[hi])] for b, st in zip(self._blocks, self._starts)])
 
     def rated_by(self, user_idx):
         "Item indices the user at `user_idx` rated, training and held-out."
-        return self.seen_by(user_idx)[:, 1]
+        return self.rated_pairs(user_idx)[:, 1]
 
 def _is_sorted(x): return len(x) < 2 or bool((x[1:] >= x[:-1]).all())
 

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fast import pick_device
-from .measure import error_sums, metrics_from_sums
+from .fast import pick_device, score_loader
 from .splits import split_random
 from .recommend import sigmoid_range
 
@@ -184,9 +183,7 @@ def _loader(frame, users, items, bs=1024, shuffle=False, seed=42):
 def _valid_scores(model, valid_dl):
     "RMSE and MAE of `model` on the loader `valid_dl`, rounded; an empty dict when it holds no known pair."
     if not len(valid_dl.y): return {}
-    with torch.no_grad():  # in chunks: one pass over millions of pairs would hold every pair's factor vectors at once
-        scores = metrics_from_sums(sum(error_sums(model(valid_dl.x[i:i + 65536]).view(-1), valid_dl.y[i:i + 65536])
-                                       for i in range(0, len(valid_dl.y), 65536)))
+    scores = score_loader(model, valid_dl)  # batch by batch: one pass over millions of pairs would hold every pair's factor vectors at once
     return dict(valid_rmse=round(scores['rmse'], 4), valid_mae=round(scores['mae'], 4))
 
 # %% ../nbs/79_model_kinds.ipynb #8d0fbf87
@@ -342,8 +339,7 @@ def train_kind(kind,        # one of `KINDS` (or the alias 'bias')
 # %% ../nbs/79_model_kinds.ipynb #3ebb4db3
 def item_titles(ratings, items):
     "The title of each id in `items` from the `movie` and `title` columns of `ratings` (the id itself where none is known)."
-    last = ratings.drop_duplicates('movie', keep='last')  # one row per item: a dict of every rating's title would be slow on big files
-    known = dict(zip(last.movie.astype(str), last.title.astype(str)))
+    known = dict(zip(ratings.movie.astype(str), ratings.title.astype(str)))  # the last title of each id wins
     return [NA if str(i) == NA else known.get(str(i), str(i)) for i in items]
 
 def seen_pairs(ratings, users, items):

@@ -105,7 +105,7 @@ def all_users_top_n(saved, # a loaded model file (`load_model`)
                 buffer = scores if buffer is None else buffer  # the first chunk is the largest
             else: scores = model.user_scores(torch.arange(lo, hi)).float()
         scores[:, 0] = float('-inf')
-        seen = saved.seen_by(lo, hi)
+        seen = saved.rated_pairs(lo, hi)
         scores[seen[:, 0] - lo, seen[:, 1]] = float('-inf')
         top = scores.topk(k, dim=1)                           # (chunk, k)
         pairs = torch.stack([torch.arange(lo, hi).repeat_interleave(k), torch.arange(1, k + 1).repeat(hi - lo), top.indices.reshape(-1)], 1)

@@ -395,7 +395,7 @@ def test_rated_by_matches_a_scan_for_sorted_and_unsorted_seen_pairs():
         assert sorted(fast.rated_by(u).tolist()) == sorted(slow.rated_by(u).tolist()) == expected
     for lo, hi in [(0, 30), (3, 9), (29, 30)]:
         in_range = torch.cat([train, held])[(torch.cat([train, held])[:, 0] >= lo) & (torch.cat([train, held])[:, 0] < hi)]
-        assert sorted(map(tuple, fast.seen_by(lo, hi).tolist())) == sorted(map(tuple, slow.seen_by(lo, hi).tolist())) == sorted(map(tuple, in_range.tolist()))
+        assert sorted(map(tuple, fast.rated_pairs(lo, hi).tolist())) == sorted(map(tuple, slow.rated_pairs(lo, hi).tolist())) == sorted(map(tuple, in_range.tolist()))
 
 
 @pytest.mark.parametrize('chunk', [1, 7, 64])
