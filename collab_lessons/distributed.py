@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from .fast import FastDotProductBias, encode_ids, pick_device
+from .fast import FastDotProductBias, pick_device, rating_tensors
 from .measure import error_sums, metrics_from_sums, rss_mb
 from .ratings import DataError
 from .splits import random_split_index
@@ -80,8 +80,8 @@ def shared_vocab(*columns): # arrays of ids this rank holds
 
 def encode_shard(shard, classes, device):
     "The `(n, 2)` codes and `(n,)` ratings of `shard` against the shared `classes`, on `device`."
-    x = torch.stack([encode_ids(shard[c].to_numpy(), classes[c], c)[0] for c in ('user', 'item')], 1)  # (n, 2)
-    return x.to(device), torch.from_numpy(shard.rating.to_numpy(dtype=np.float32)).to(device)
+    x, y, _ = rating_tensors(shard, classes, item_name='item')  # an id outside `classes` is a `DataError` naming its column
+    return x.to(device), y.to(device)
 
 # %% ../nbs/98_distributed.ipynb #85b92a08
 def epoch_batches(n, # rows in this rank's shard

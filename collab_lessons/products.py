@@ -21,7 +21,8 @@ from .measure import rating_metrics
 from .interpret import find_title, similar_movies
 from .model_files import COURSE_FILES, save_trained
 from .outputs import atomic_write, check_output_file, check_output_folder
-from .model_kinds import FOLD_IN_KINDS, SIMILAR_KINDS, encode, train_kind
+from .fast import encode_ids
+from .model_kinds import FOLD_IN_KINDS, SIMILAR_KINDS, train_kind
 from .ratings import DataError
 from .own_ratings import load_ratings
 from .recommend import recommend_new_user, top_unseen
@@ -136,7 +137,7 @@ def recommend_all_users(saved, n, out, progress=None):
 # %% ../nbs/82_products.ipynb #eaede236
 def evaluate_model(model, users, items, seen, counts, test, k=10):
     "RMSE, MAE, precision@`k` and NDCG@`k` of `model` and of popularity on the `test` ratings whose user and item the model knows."
-    u, m = encode(test.user, users), encode(test.movie, items)
+    u, m = encode_ids(test.user, users, 'user', 'mark')[0], encode_ids(test.movie, items, 'movie', 'mark')[0]
     known = (u > 0) & (m > 0)
     report = dict(n_test=len(test), n_scored=int(known.sum()), unknown_users=int((u <= 0).sum()), unknown_items=int((m <= 0).sum()))
     if not report['n_scored']: raise DataError(f"None of the {len(test)} test ratings has a user and an item the model knows: "

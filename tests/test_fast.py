@@ -123,7 +123,7 @@ def test_lazy_kind_is_fit_lazy_over_a_blocked_loader_saved_as_a_model_file(tmp_p
     "`train --model-kind lazy` on a CSV of string ids gives the weights of `fit_lazy` over a `BlockedLoader` by hand, in a file `load_model` reads."
     from collab_lessons.model_files import load_model
     from collab_lessons.fast import BlockedLoader
-    from collab_lessons.model_kinds import encode, vocab
+    from collab_lessons.model_kinds import vocab
     from collab_lessons.products import train_model, training_frames
     rng = np.random.default_rng(0)
     df = pd.DataFrame(dict(customer=[f'c{u}' for u in rng.integers(0, 40, 600)], product=rng.integers(0, 30, 600),
@@ -136,7 +136,8 @@ def test_lazy_kind_is_fit_lazy_over_a_blocked_loader_saved_as_a_model_file(tmp_p
     result = train_model('lazy', train, held_out, tmp_path/'m.pt', 'mine.csv', 'random', epochs=3, bs=64, n_factors=8)
     saved = load_model(tmp_path/'m.pt')
     users, items = vocab(train.user), vocab(train.movie)
-    x, y = torch.stack([encode(train.user, users), encode(train.movie, items)], 1), torch.tensor(train.rating.to_numpy(np.float32))
+    x = torch.stack([encode_ids(train.user, users)[0], encode_ids(train.movie, items)[0]], 1)  # every id is known: no -1
+    y = torch.tensor(train.rating.to_numpy(np.float32))
     torch.manual_seed(42)
     model = FastDotProductBias(len(users), len(items), 8, (0., 5.5))
     fit_lazy(model, BlockedLoader(x, y, len(users), len(items), bs=64, seed=42), epochs=3, lr=0.1, l2=0.05)
