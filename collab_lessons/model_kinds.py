@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fast import NA, encode_ids, pick_device, rating_loader, rating_tensors, score_loader
+from .fast import NA, pick_device, rating_loader, rating_tensors, score_loader
 from .splits import split_random
 from .recommend import sigmoid_range
 
