@@ -237,8 +237,9 @@ def fit_fastai(ratings, epochs=2, lr=5e-3, wd=0.1, n_factors=50, bs=64, seed=42,
     from collab_lessons.course import course_learner, fit_learner
     from collab_lessons.splits import collab_dls
     fix_fastai_broadcast()
-    learn = course_learner(collab_dls(ratings, item_name='movie', bs=bs, seed=seed, device=pick_device(device)), n_factors=n_factors)
-    with learn.distrib_ctx(cpu=pick_device(device).type == 'cpu'): fit_learner(learn, epochs, lr, wd)
+    device = pick_device(device)
+    learn = course_learner(collab_dls(ratings, item_name='movie', bs=bs, seed=seed, device=device), n_factors=n_factors)
+    with learn.distrib_ctx(cpu=device.type == 'cpu'): fit_learner(learn, epochs, lr, wd)
     return learn
 
 # %% ../nbs/98_distributed.ipynb #c7844f92

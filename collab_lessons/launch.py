@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from .distributed import fit_fastai, fit_sharded, pick_device, rank_files, read_shard, write_shards
+from .distributed import fit_fastai, fit_sharded, rank_files, read_shard, write_shards
+from .fast import pick_device
 from .measure import rss_mb
 
 # %% ../nbs/89_launch.ipynb #b65e9705

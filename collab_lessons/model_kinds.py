@@ -208,18 +208,17 @@ def _train_fastai(kind, train, valid, o, device):
 # %% ../nbs/79_model_kinds.ipynb #d7917b40
 def _train_fast(kind, train, users, items, o, device):
     "Train a `FastDotProductBias` with `fit_fast` (Adam) or, for `lazy`, `fit_lazy` (row-wise Adagrad over cache-sized blocks, for big files)."
-    from collab_lessons.fast import BlockedLoader, FastDotProductBias, fit_fast, fit_lazy
+    from collab_lessons.fast import BlockedLoader, FastDotProductBias, TensorLoader, fit_fast, fit_lazy  # looked up at call time (tests swap them)
     torch.manual_seed(o['seed'])
     y_range = _y_range(train)
     model = FastDotProductBias(len(users), len(items), o['n_factors'], tuple(y_range))
-    dl = rating_loader(train, dict(user=users, item=items), bs=o['bs'], shuffle=True, seed=o['seed'])
+    x, y, _ = rating_tensors(train, dict(user=users, item=items), drop_unknown=True)
     if kind == 'lazy':
-        x, y = dl.x.to(torch.int32), dl.y  # int32 codes while the blocks are sorted: on big files the int64 copy is what tips memory over
-        del dl
+        x = x.to(torch.int32)  # int32 codes while the blocks are sorted: on big files the int64 copy is what tips memory over
         dl = BlockedLoader(x, y, len(users), len(items), bs=o['bs'], seed=o['seed'])
         del x, y
         fit_lazy(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'], progress=o['progress'], device=device)
-    else: fit_fast(model, dl, epochs=o['epochs'], lr=o['lr'], l2=o['l2'], device=device)
+    else: fit_fast(model, TensorLoader(x, y, bs=o['bs'], shuffle=True, seed=o['seed']), epochs=o['epochs'], lr=o['lr'], l2=o['l2'], device=device)
     return _dot_weights(model), dict(y_range=y_range, squash='sigmoid', n_factors=o['n_factors'])
 
 # %% ../nbs/79_model_kinds.ipynb #7bf3b0ba
