@@ -23,6 +23,7 @@ def test_scale_shape_and_one_small_size():
     assert '30,000' in format_scale(rows)
 
 
+@pytest.mark.slow
 def test_module_entry_point_scale_one():
     "`python -m collab_lessons.bench_scale --one N` prints one JSON line: the path `--scale` uses per size."
     out = subprocess.run([sys.executable, '-m', 'collab_lessons.bench_scale', '--one', '20000', '--epochs', '1'],
@@ -40,6 +41,7 @@ def test_check_scale_verdicts(scale_rows):
 
 
 
+@pytest.mark.slow
 def test_read_speed_times_both_readers_on_the_same_file():
     speed = read_speed(20_000, log=lambda *a: None)
     assert speed['read_ratings']['rows'] == speed['read_csv']['rows'] == 20_000
@@ -52,6 +54,7 @@ def test_exercise_blocked_and_shuffled_epochs():
     assert blocked['valid_rmse'] < 1.2 and shuffled['valid_rmse'] < 1.2
 
 
+@pytest.mark.slow
 def test_file_to_model_both_formats_and_verdicts():
     "CSV and Parquet files of the same synthetic ratings, each trained in a fresh process: same shape, every stage timed."
     from collab_lessons.bench_scale import check_file_to_model, file_to_model

@@ -99,6 +99,7 @@ def test_parse_ratings():
     with pytest.raises(ValueError, match='TITLE=RATING'): parse_ratings(['=4'])
 
 
+@pytest.mark.slow
 def test_train_on_bundled_data_and_query(capsys, tmp_path):
     path = str(tmp_path/'m.pt')
     code, out, err = run(capsys, 'train', '--dataset', 'ml-latest-small', '--epochs', '1', '--factors', '8', '--out', path, '--json')
@@ -205,13 +206,14 @@ def test_disk_full_while_saving_is_one_line_exit_4(capsys, tmp_path, model_file,
 
 @pytest.mark.slow
 def test_bench_command_smoke_writes_report(capsys, tmp_path, ml100k):
-    "`collab-lessons bench --smoke` runs the whole benchmark path in tiny settings and writes bench.json and the plot."
-    assert main(['bench', '--smoke', '--out', str(tmp_path), '--json']) == 0
+    "`collab-lessons bench --smoke --scale` runs the whole benchmark path in tiny settings and writes bench.json and the plot (the full tier's one smoke run)."
+    assert main(['bench', '--smoke', '--scale', '--out', str(tmp_path), '--json']) == 0
     out = json.loads(capsys.readouterr().out)
     assert out['out'] == str(tmp_path)
     report = json.loads((tmp_path/'bench.json').read_text())
     assert report['smoke'] and {'reference', 'fast', 'bpmf', 'kernel_ae', 'best_blend'} <= set(report['table']['u1-test'])
     assert (tmp_path/'time_vs_rmse.png').stat().st_size > 0
+    assert report['scale'] and {'scale_targets', 'read_speed', 'file_to_model'} <= set(report)
 
 
 def test_bench_command_refuses_zero_repeats(capsys, tmp_path):

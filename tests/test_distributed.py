@@ -35,6 +35,7 @@ def two_ranks(ratings, tmp_path_factory):
     return train_local(ratings, 2, out=out, checkpoint=out.with_name('model.pt.ckpt'), timeout=TIMEOUT, audit=True, **RECIPE)
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process(ratings, two_ranks, tmp_path):
     one = fit_sharded(write_shards(ratings, tmp_path, **SHARDS), audit=True, **RECIPE)[2]
     assert abs(two_ranks['valid_rmse'] - one[-1]['valid_rmse']) < 0.005, (two_ranks['valid_rmse'], one[-1]['valid_rmse'])
@@ -43,6 +44,7 @@ def test_two_ranks_match_one_process(ratings, two_ranks, tmp_path):
     assert two_ranks['world_size'] == 2 and len(two_ranks['peak_mb_per_rank']) == 2
 
 
+@pytest.mark.slow
 def test_two_ranks_agree_and_save_a_model(ratings, two_ranks):
     from collab_lessons.model_files import load_model
     assert len(set(two_ranks['weight_sums'])) == 1  # both ranks hold the same weights at the end
@@ -55,6 +57,7 @@ def test_two_ranks_agree_and_save_a_model(ratings, two_ranks):
     assert len(saved.seen) == 12_000 and len(torch.unique(saved.seen, dim=0)) == 12_000  # then every held-out one: never recommended
 
 
+@pytest.mark.slow
 def test_two_nodes_on_localhost(ratings, two_ranks, tmp_path):
     "Two torchrun processes of one rank each meet through c10d rendezvous, as two machines would."
     shards, result = write_shards(ratings, tmp_path/'shards', **SHARDS), tmp_path/'result.json'
@@ -71,6 +74,7 @@ def test_two_nodes_on_localhost(ratings, two_ranks, tmp_path):
     assert abs(res['valid_rmse'] - two_ranks['valid_rmse']) < 1e-6  # same shards, same ranks: the same training
 
 
+@pytest.mark.slow
 def test_killed_rank_stops_the_job_and_resume_continues_it(ratings, tmp_path, capsys, monkeypatch):
     csv, out = tmp_path/'ratings.csv', tmp_path/'model.pt'
     ratings.drop(columns='title').to_csv(csv, index=False)
@@ -104,6 +108,7 @@ def test_failure_message_names_the_rank_that_died():
     assert 'ran past 5 s' in _failure([], 2, 0, None, timeout=5)
 
 
+@pytest.mark.slow
 def test_torchrun_restart_resumes_to_the_same_result(ratings, two_ranks, tmp_path):
     ckpt = tmp_path/'ckpt'
     res = train_local(ratings, 2, checkpoint=ckpt, max_restarts=1, timeout=TIMEOUT, env={FAULT_ENV: '0:2:4'}, **RECIPE)
@@ -126,6 +131,7 @@ def test_fastai_broadcast_needs_the_fix(tmp_path):
         DistributedDL._broadcast = ORIGINAL_BROADCAST  # leave fastai as other tests expect it
 
 
+@pytest.mark.slow
 def test_fastai_learner_on_two_ranks(ratings, tmp_path):
     data, result = tmp_path/'ratings.parquet', tmp_path/'result.json'
     ratings.to_parquet(data)

@@ -196,6 +196,7 @@ print(codes, 'fastai' in sys.modules, sorted(m for m in sys.modules if m.startsw
 """
 
 
+@pytest.mark.slow
 def test_query_commands_do_not_import_fastai(shop):
     folder, _ = shop
     model = str(trained(folder, 'fast'))

@@ -121,6 +121,7 @@ def test_repeated_pairs_found_for_negative_and_huge_ids(tmp_path):
             read_own_ratings(tmp_path/'d.csv')
 
 
+@pytest.mark.slow
 def test_big_csv_read_in_chunks_keeps_line_numbers(tmp_path):
     "A file over one 2M-line chunk is read in pieces; a repeat in the second piece is still named by its line."
     n = (1 << 21) + 1000
