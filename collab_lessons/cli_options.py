@@ -104,11 +104,11 @@ def _add_kind_options(t):
     t.add_argument('--model-kind', choices=tuple(KINDS) + tuple(ALIASES), help=f"one of {', '.join(KINDS)} (default: course, the "
                    "course's DotProductBias; fast with --nproc; 'bias' is course's old name)")
     for option, (flag, parse, what) in _KIND_FLAGS.items():
-        t.add_argument(flag, dest=option, type=parse, nargs='+' if option in ('ranks', 'seeds') else None,
+        t.add_argument(flag, dest=option, type=parse, nargs='+' if option in ('ranks', 'seeds') else None, metavar=flag[2:].upper(),
                        default=_PARSER_DEFAULTS.get(option), help=_kind_help(option, what))
     for option in dict.fromkeys(o for k in KINDS.values() for o in k.options if o not in _KIND_FLAGS and o not in _SET_ELSEWHERE):
         flag, parse, nargs = _new_flag(option)
-        t.add_argument(flag, dest=option, type=parse, nargs=nargs, help=_kind_help(option, option.replace('_', ' ')))
+        t.add_argument(flag, dest=option, type=parse, nargs=nargs, metavar=option.upper(), help=_kind_help(option, option.replace('_', ' ')))
     _add_device_option(t)
 
 def _add_device_option(parser):
