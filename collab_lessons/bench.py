@@ -6,8 +6,8 @@ Docs: https://collab-lessons.github.io/collab-lessons/bench.html.md"""
 
 # %% auto #0
 __all__ = ['SVD_GRID', 'RECIPES', 'BLEND', 'SMOKE', 'FOLDS', 'bench_splits', 'EpochClock', 'SkipValidation', 'run_fastai',
-           'run_fast', 'run_bpmf', 'run_kernel_ae', 'blend_record', 'have_surprise', 'run_surprise', 'tune_svd',
-           'run_recipe', 'run_once', 'run_folds', 'warm_up', 'bench', 'main']
+           'run_fast', 'run_bpmf', 'run_kernel_ae', 'run_kind', 'blend_record', 'have_surprise', 'run_surprise',
+           'tune_svd', 'run_recipe', 'run_once', 'run_folds', 'warm_up', 'bench', 'main']
 
 # %% ../nbs/96_bench.ipynb #068f2352
 import argparse
@@ -30,9 +30,10 @@ from .bench_query import check_query, query_speed
 from .bench_scale import DIST_SIZES, bench_distributed, check_file_to_model, check_scale, file_to_model, format_scale, read_speed, run_scale
 from .bias import DotProductBias
 from .course import course_learner, fit_learner
-from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, score_loader
-from .kernel_ae import blend, blend_weight, fit_kernel_ae_ensemble
+from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, rating_loader, score_loader
+from .kernel_ae import blend, fit_kernel_ae_ensemble
 from .measure import measure, rating_metrics
+from .model_kinds import KINDS, scoring_model, train_kind
 from .own_ratings import load_ratings
 from .splits import collab_dls, load_split, load_tune_split, split_random
 
@@ -129,6 +130,17 @@ def run_kernel_ae(train, valid, seeds=(0, 1, 2), epochs=24, final=False, **kwarg
     return _preds_record(preds, y, first, total_s, used, epochs * len(seeds), final)
 
 
+# %% ../nbs/96_bench.ipynb #b2c3d4e6
+def run_kind(kind, train, valid, final=False, **opts):
+    "A registered model `kind` trained as `collab-lessons train` trains it (`train_kind`, options `opts`), timed, then scored once on `valid`."
+    trained, used = measure(lambda: train_kind(kind, train, **opts))
+    dl = rating_loader(valid, dict(user=trained.users, item=trained.items))  # ratings of users and items the model knows
+    with torch.no_grad(): scores = rating_metrics(scoring_model(kind, trained.weights, trained.info)(dl.x).view(-1), dl.y)
+    o = trained.options
+    epochs = o['epochs'] or o['n_samples'] * len(o['ranks'])  # Gibbs sweeps for bpmf
+    return dict(scores, curve=[] if final else [(used['fit_s'], scores['rmse'])], epochs=epochs, s_per_epoch=used['fit_s'] / epochs,
+                n_scored=len(dl.y), weight=trained.info.get('blend_weight'), **used)
+
 # %% ../nbs/96_bench.ipynb #cf997c04
 def blend_record(a, b, y, w):
     "The record of the blend `(1 - w) * a + w * b` of two records with `preds`: fit time summed, peak memory the larger."
@@ -174,80 +186,69 @@ RECIPES = {
     'fastai_default_loader': dict(kind='fastai', dl_type=TabWeightedDL, drop_last=True),
     'reference': dict(kind='fastai'),
     'fast': dict(kind='fast'),
-    'fast_lazy': dict(kind='fast', lazy=True, bs=8192, lr=0.1, l2=0.05, epochs=10),
+    'fast_lazy': dict(kind='lazy'),
     'bpmf': dict(kind='bpmf'),
     'kernel_ae': dict(kind='kernel_ae', seeds=(0,)),  # one seed: chosen on u1-tune (see below)
+    'best_blend': dict(kind='blend', seeds=(0,)),     # bpmf + kernel_ae, the weight chosen inside, on 10% of the training ratings
     'surprise_svd_tuned': dict(kind='svd'),
     'surprise_svdpp': dict(kind='svdpp'),
 }
-BLEND = ('bpmf', 'kernel_ae')  # the two records `best_blend` mixes
-SMOKE = dict(read_lines=50_000, subsample=4000, fastai=dict(epochs=1), fast=dict(epochs=1), bpmf=dict(ranks=(2,), n_samples=4, burn_in=2),
-             kernel_ae=dict(seeds=(0,), epochs=1, n_hid=16), svd_grid=[dict(n_factors=10, n_epochs=2)],
-             svdpp=dict(n_epochs=1), scale_sizes=(20_000, 50_000), folds=('u1', 'u2'), file_ratings=50_000)
-
+BLEND = ('bpmf', 'kernel_ae')  # the two kinds `blend` mixes, whose settings `tools/best_model.py` chooses
+SMOKE = dict(read_lines=50_000, subsample=4000, fastai=dict(epochs=1), fast=dict(epochs=1), lazy=dict(epochs=1), bpmf=dict(ranks=(2,), n_samples=4, burn_in=2),
+             kernel_ae=dict(seeds=(0,), epochs=1, n_hid=16), blend=dict(ranks=(2,), n_samples=4, burn_in=2, seeds=(0,), epochs=1, n_hid=16),
+             svd_grid=[dict(n_factors=10, n_epochs=2)], svdpp=dict(n_epochs=1), scale_sizes=(20_000, 50_000), folds=('u1', 'u2'), file_ratings=50_000)
 
 # %% ../nbs/96_bench.ipynb #236bd274
 def run_recipe(name, train, valid, svd_params=None, smoke=False, final=False):
     "Run the `RECIPES` entry `name` on (`train`, `valid`); with `final`, `valid` is scored once, after training."
     cfg = dict(RECIPES[name]); kind = cfg.pop('kind')
     if kind == 'fastai': return run_fastai(train, valid, final=final, **cfg, **(SMOKE['fastai'] if smoke else {}))
-    if kind == 'fast': return run_fast(train, valid, final=final, **{**cfg, **(SMOKE['fast'] if smoke else {})})
-    if kind == 'bpmf': return run_bpmf(train, valid, final=final, **{**cfg, **(SMOKE['bpmf'] if smoke else {})})
-    if kind == 'kernel_ae': return run_kernel_ae(train, valid, final=final, **{**cfg, **(SMOKE['kernel_ae'] if smoke else {})})
+    if kind in KINDS: return run_kind(kind, train, valid, final=final, **{**cfg, **(SMOKE.get(kind, {}) if smoke else {})})
     if not have_surprise(): return None
     if kind == 'svd': return run_surprise(train, valid, 'SVD', **svd_params)
     return run_surprise(train, valid, 'SVDpp', **(SMOKE['svdpp'] if smoke else {}))
 
 # %% ../nbs/96_bench.ipynb #0a43e4e5
 def run_once(splits, recipes=tuple(RECIPES), smoke=False, log=print):
-    "One benchmark repeat: every recipe on every split, plus `best_blend`; returns `{split: {recipe: record}}` and the tuning."
-    svd_params, svd_scores, w = None, [], None
+    "One benchmark repeat: every recipe on every split; returns `{split: {recipe: record}}` and the tuning (SVD's grid, the blend's weight on u1-tune)."
+    svd_params, svd_scores = None, []
     if have_surprise() and 'surprise_svd_tuned' in recipes:
         svd_params, svd_scores = tune_svd(*splits['u1-tune'], grid=SMOKE['svd_grid'] if smoke else SVD_GRID)
         log(f"SVD tuned on u1-tune: {svd_params}")
     results = {}
-    for split, (train, valid) in splits.items():  # u1-tune comes first: it sets the blend weight
+    for split, (train, valid) in splits.items():
         results[split] = {}
         for name in recipes:
             record = run_recipe(name, train, valid, svd_params, smoke, final=split == 'u1-test')
             results[split][name] = record
             if record: log(f"{split:9} {name:22} rmse {record['rmse']:.4f}  fit {record['fit_s']:7.2f} s")
             else: log(f"{split:9} {name:22} skipped (install the bench extra for scikit-surprise)")
-        if all(n in recipes for n in BLEND):
-            a, b = (results[split][n] for n in BLEND)
-            y = torch.tensor(valid.rating.to_numpy(), dtype=torch.float32)
-            if w is None: w = blend_weight(a['preds'], b['preds'], y); log(f"blend weight on {BLEND[1]}, from {split}: {w:.3f}")
-            results[split]['best_blend'] = blend_record(a, b, y, w)
-            log(f"{split:9} {'best_blend':22} rmse {results[split]['best_blend']['rmse']:.4f}")
-        for record in results[split].values():
-            if record: record.pop('preds', None)  # tensors: not for the JSON report
+    w = (results.get('u1-tune', {}).get('best_blend') or {}).get('weight')
     return results, dict(svd_params=svd_params, svd_grid_rmse=[(s, p) for s, p in svd_scores], blend_weight=w)
-
 
 # %% ../nbs/96_bench.ipynb #7b8c9d0e
 FOLDS = ('u1', 'u2', 'u3', 'u4', 'u5')
 
-def run_folds(w, # blend weight on `kernel_ae`, chosen on u1-tune
-              u1=None, # this run's u1-test `best_blend` record, reused for u1 instead of fitting again
+def run_folds(u1=None, # this run's u1-test `best_blend` record, reused for u1 instead of fitting again
               folds=FOLDS, subsample=None, smoke=False, # canonical splits; keep only this many ratings (smoke runs)
               log=print):
-    "`best_blend` fitted on each `uK.base` and scored once on `uK.test` with weight `w`: RMSE and fit seconds per fold, and the mean RMSE."
-    rmse, fit_s = {}, {}
+    "`best_blend` trained on each `uK.base` as the command trains it and scored once on `uK.test`: RMSE, fit seconds and blend weight per fold, and the mean RMSE."
+    rmse, fit_s, weights = {}, {}, {}
     for fold in folds:
-        if fold == 'u1' and u1 is not None: rmse[fold], fit_s[fold] = u1['rmse'], u1['fit_s']; continue
+        if fold == 'u1' and u1 is not None: rmse[fold], fit_s[fold], weights[fold] = u1['rmse'], u1['fit_s'], u1.get('weight'); continue
         train, test = load_split(fold)
         if subsample: train, test = train.iloc[:subsample], test.iloc[:subsample // 4]
-        a, b = (run_recipe(name, train, test, smoke=smoke, final=True) for name in BLEND)
-        record = blend_record(a, b, torch.tensor(test.rating.to_numpy(), dtype=torch.float32), w)
-        rmse[fold], fit_s[fold] = record['rmse'], record['fit_s']
+        record = run_recipe('best_blend', train, test, smoke=smoke, final=True)
+        rmse[fold], fit_s[fold], weights[fold] = record['rmse'], record['fit_s'], record['weight']
         log(f"{fold + '.test':9} {'best_blend':22} rmse {rmse[fold]:.4f}  fit {fit_s[fold]:7.2f} s")
-    return dict(rmse=rmse, fit_s=fit_s, mean_rmse=float(np.mean(list(rmse.values()))), weight=w)
+    return dict(rmse=rmse, fit_s=fit_s, mean_rmse=float(np.mean(list(rmse.values()))), weights=weights)
 
 # %% ../nbs/96_bench.ipynb #465dec23
 def warm_up():
     "Pay one-time costs (imports on the first `torch.optim` optimizer, fastai's first fit) on a toy table before timing."
     toy = pd.DataFrame(dict(user=np.arange(64) % 8, movie=np.arange(64) % 5, rating=np.arange(64) % 5 + 1.))
-    run_fast(toy, toy, epochs=1, bs=16); run_fast(toy, toy, epochs=1, bs=16, lazy=True); run_fastai(toy, toy, epochs=1)
+    for kind in ('fast', 'lazy'): run_kind(kind, toy, toy, epochs=1, bs=16)
+    run_fastai(toy, toy, epochs=1)
 
 # %% ../nbs/96_bench.ipynb #1b287b1d
 def bench(out='bench_results', # folder for `bench.json`, `bench.md` and `time_vs_rmse.png`
@@ -269,9 +270,9 @@ def bench(out='bench_results', # folder for `bench.json`, `bench.md` and `time_v
                   machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch=torch.__version__),
                   tuning=runs[0][1], table=table, runs=[r for r, _ in runs])
     log(format_table(table))
-    if all(n in RECIPES for n in BLEND):
-        report['folds'] = run_folds(runs[0][1]['blend_weight'], table['u1-test']['best_blend'], SMOKE['folds'] if smoke else FOLDS,
-                                    SMOKE['subsample'] if smoke else None, smoke, log)
+    if 'best_blend' in RECIPES:
+        u1 = dict(table['u1-test']['best_blend'], weight=runs[0][0]['u1-test']['best_blend']['weight'])
+        report['folds'] = run_folds(u1, SMOKE['folds'] if smoke else FOLDS, SMOKE['subsample'] if smoke else None, smoke, log)
         log(f"best_blend mean test RMSE over {', '.join(report['folds']['rmse'])}: {report['folds']['mean_rmse']:.4f}")
     if not smoke: report['targets'] = check_targets(table, folds=report.get('folds')); log(json.dumps(report['targets'], indent=1))
     if scale: report.update(_scale_part(smoke, threads, log))

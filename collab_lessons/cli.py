@@ -59,12 +59,13 @@ def cmd_course(args):
 # %% ../nbs/84_cli.ipynb #3c0c02ff
 def cmd_train(args):
     "The `train` command: train one model of `--model-kind` and save it."
+    say, columns = (lambda line: _say(args, line)), dict(user=args.user_col, item=args.item_col, rating=args.rating_col)
+    data = dict(dataset=args.dataset, ratings=args.ratings, items=args.items, split=args.split, seed=args.seed, columns=columns, device=args.device)
     if args.nproc or args.resume:  # data-parallel training under torchrun: lesson 89_launch
         from .launch import train_command
-        return _trained(args, train_command(args, log=lambda line: _say(args, line)))
-    columns = dict(user=args.user_col, item=args.item_col, rating=args.rating_col)
-    result = products.run_train_command(args.model_kind, args.out, args.dataset, args.ratings, args.items, args.split, args.seed, columns,
-                                        _bars(args), lambda line: _say(args, line), device=args.device, **kind_options(args))
+        return _trained(args, train_command(args.model_kind or 'fast', args.out, nproc=args.nproc or 1, resume=args.resume, log=say,
+                                            **data, **kind_options(args)))
+    result = products.run_train_command(args.model_kind or 'course', args.out, progress=_bars(args), say=say, **data, **kind_options(args))
     return _trained(args, result, f"\nNext: collab-lessons recommend --user 42 --model {args.out}")
 
 def _trained(args, result, next_step=''):

@@ -14,7 +14,7 @@ import math
 from . import __version__
 from .bench_report import add_bench_arguments
 from .errors import EXIT_CODES, EXIT_HELP, KOREAN, one_line
-from .model_kinds import ALIASES, KINDS
+from .model_kinds import ALIASES, DEFAULTS, KINDS
 from .own_ratings import DATASETS
 from .splits import SPLITS
 
@@ -76,19 +76,39 @@ def _add_model_option(parser):
                         help=f'model file saved by `course` or `train` (default: {DEFAULT_MODEL})')
 
 # %% ../nbs/86_cli_options.ipynb #11a9db5b
+_KIND_FLAGS = {  # training option -> (flag, parse, what it is); `None` parser defaults leave each kind's own
+    'n_factors': ('--factors', _FACTORS, 'latent factors per user and item'), 'epochs': ('--epochs', _EPOCHS, 'epochs'),
+    'lr': ('--lr', _LR, 'peak learning rate'), 'wd': ('--wd', _WD, 'weight decay'), 'bs': ('--bs', _BS, 'batch size'),
+    'n_samples': ('--samples', _SAMPLES, 'Gibbs sweeps per sampler, a fifth burn-in'), 'ranks': ('--ranks', _FACTORS, 'one bpmf sampler per rank'),
+    'seeds': ('--seeds', _SEED, 'one kernel autoencoder per seed'), 'n_hid': ('--hidden', _FACTORS, 'hidden width of the kernel autoencoder')}
+_SET_ELSEWHERE = ('seed', 'progress')  # `--seed` and the bars are options of the whole command
+_PARSER_DEFAULTS = dict(n_factors=50, wd=0.1)  # shown in `kind_options` (the same as `DEFAULTS`)
+
+def _kind_help(option, what):
+    "`what`, the kinds that read `option` and each one's default, from the registry."
+    by_default = {}
+    for name, kind in KINDS.items():
+        if option in kind.options: by_default.setdefault(repr(kind.defaults.get(option, DEFAULTS.get(option))), []).append(name)
+    shown = '; '.join(f"{d.strip('[]').replace(',', '')} for {', '.join(names)}" for d, names in by_default.items())
+    return f"{what} (default: {shown})" if shown else what
+
+def _new_flag(option):
+    "Flag, parse and `nargs` for a training option a registered kind reads that has no flag of its own yet: `--name-with-dashes`."
+    default = next((k.defaults[option] for k in KINDS.values() if option in k.defaults), DEFAULTS.get(option))
+    value = default[0] if isinstance(default, (list, tuple)) and default else default
+    parse = _number(int, lambda v: True, 'a whole number') if type(value) is int else _number(float, lambda v: True, 'a finite number')
+    return f"--{option.replace('_', '-')}", parse, '+' if isinstance(default, (list, tuple)) else None
+
 def _add_kind_options(t):
-    "The options of `train` that pick and tune the model kind; `None` defaults leave the kind's own (see `model_kinds.KIND_DEFAULTS`)."
-    t.add_argument('--model-kind', choices=KINDS + tuple(ALIASES), default='course', help=f"one of {', '.join(KINDS)} (default: course, the "
-                   "course's DotProductBias; 'bias' is its old name)")
-    t.add_argument('--factors', type=_FACTORS, default=50, help='latent factors per user and item (default: 50)')
-    t.add_argument('--epochs', type=_EPOCHS, help="epochs (default: the kind's own, 5 for course and fastai_*)")
-    t.add_argument('--lr', type=_LR, help="peak learning rate (default: the kind's own, 5e-3 for course and fastai_*)")
-    t.add_argument('--wd', type=_WD, default=0.1, help='weight decay of the fastai kinds (default: 0.1)')
-    t.add_argument('--bs', type=_BS, help="batch size (default: the kind's own, 64 for course and fastai_*)")
-    t.add_argument('--samples', type=_SAMPLES, help='Gibbs sweeps per sampler of bpmf and blend (default: 200, a fifth burn-in)')
-    t.add_argument('--ranks', type=_FACTORS, nargs='+', help='one bpmf sampler per rank (default: 5 10 20)')
-    t.add_argument('--seeds', type=_SEED, nargs='+', help='one kernel autoencoder per seed (default: 0 1 2)')
-    t.add_argument('--hidden', type=_FACTORS, help='hidden width of the kernel autoencoder (default: 500)')
+    "The options of `train` that pick and tune the model kind, from the registry: choices, and beside each option the kinds that read it."
+    t.add_argument('--model-kind', choices=tuple(KINDS) + tuple(ALIASES), help=f"one of {', '.join(KINDS)} (default: course, the "
+                   "course's DotProductBias; fast with --nproc; 'bias' is course's old name)")
+    for option, (flag, parse, what) in _KIND_FLAGS.items():
+        t.add_argument(flag, dest=option, type=parse, nargs='+' if option in ('ranks', 'seeds') else None, metavar=flag[2:].upper(),
+                       default=_PARSER_DEFAULTS.get(option), help=_kind_help(option, what))
+    for option in dict.fromkeys(o for k in KINDS.values() for o in k.options if o not in _KIND_FLAGS and o not in _SET_ELSEWHERE):
+        flag, parse, nargs = _new_flag(option)
+        t.add_argument(flag, dest=option, type=parse, nargs=nargs, metavar=option.upper(), help=_kind_help(option, option.replace('_', ' ')))
     _add_device_option(t)
 
 def _add_device_option(parser):
@@ -96,8 +116,8 @@ def _add_device_option(parser):
 
 def kind_options(args):
     "The keyword arguments of `train_kind` that the parsed options of `train` give (`None` leaves the kind's own default)."
-    names = dict(n_factors='factors', epochs='epochs', lr='lr', wd='wd', bs='bs', n_samples='samples', ranks='ranks', seeds='seeds', n_hid='hidden')
-    return {k: getattr(args, a) for k, a in names.items()}
+    options = [*_KIND_FLAGS, *(o for k in KINDS.values() for o in k.options if o not in _KIND_FLAGS and o not in _SET_ELSEWHERE)]
+    return {o: getattr(args, o) for o in dict.fromkeys(options) if hasattr(args, o)}
 
 # %% ../nbs/86_cli_options.ipynb #83ed2be8
 def _add_training_commands(sub, common):

@@ -33,23 +33,18 @@ from .measure import rss_mb
 # %% ../nbs/89_launch.ipynb #b65e9705
 def save_fast_model(path, model, classes, seen=None, info=None, titles=None, # `titles`: `{str(id): title}` labels, else the ids
                     held_out=None): # validation pairs (`user`, `item`): recorded as seen after the training pairs, so never recommended
-    "Save a trained `FastDotProductBias` as a course model file (a `DotProductBias`, `#na#` first) atomically, items keyed by id; return `path`."
-    from collab_lessons.bias import DotProductBias  # imported here: these pull in fastai, which only rank 0 needs, once, at the end
-    from collab_lessons.model_files import atomic_save, by_user, model_record
-    from collab_lessons.recommend import encode_pairs
-    pad = lambda w: torch.cat([w.new_zeros(1, w.shape[1]), w.detach()]).cpu()  # row 0 is '#na#' (unknown) in model files
-    course = DotProductBias(len(classes['user']) + 1, len(classes['item']) + 1, model.user_factors.weight.shape[1], model.y_range)
-    course.load_state_dict({'user_factors.weight': pad(model.user_factors.weight), 'user_bias.weight': pad(model.user_bias.weight),
-                            'movie_factors.weight': pad(model.item_factors.weight), 'movie_bias.weight': pad(model.item_bias.weight)})
-    items = ['#na#', *(str(i) for i in classes['item'])]
-    seen = None if seen is None else seen.assign(title=seen['item'].astype(str))  # seen pairs are matched against `items`
-    users = ['#na#', *classes['user']]
-    record = model_record(course, users, items, seen, info)
-    if held_out is not None and len(held_out):  # as in every model file: training pairs first (`info['n_train']`), then held-out ones
-        pairs = encode_pairs(held_out.assign(title=held_out['item'].astype(str)), users, items)
-        record['seen'] = torch.cat([record['seen'], by_user(pairs[(pairs > 0).all(1)])])
-    record['titles'] = [items[0], *((titles or {}).get(i, i) for i in items[1:])]  # a title only labels its id
-    return atomic_save(record, path)
+    "Save a trained `FastDotProductBias` as a model file of kind `fast` with `save_trained` (`#na#` first, items keyed by id); return `path`."
+    from collab_lessons.model_files import save_trained  # imported here: only rank 0 saves, once, at the end
+    from collab_lessons.model_kinds import Trained, _dot_weights
+    pad = lambda w: torch.cat([w.new_zeros(1, w.shape[1]), w])  # row 0 is '#na#' (unknown) in model files
+    weights = {k: pad(w) for k, w in _dot_weights(model).items()}
+    info = dict(info or {}, y_range=[float(v) for v in model.y_range], squash='sigmoid', n_factors=weights['user_factors.weight'].shape[1])
+    trained = Trained('fast', weights, info, ['#na#', *classes['user']], ['#na#', *classes['item']], {}, {})
+    def frame(pairs): # (`user`, `item`) pairs as the rating frames `save_trained` reads: a `movie` id and its `title`
+        ids = pairs['item'].astype(str)
+        return pd.DataFrame(dict(user=pairs['user'].to_numpy(), movie=pairs['item'].to_numpy(), title=ids.map(titles or {}).fillna(ids).to_numpy()))
+    train = frame(seen if seen is not None else pd.DataFrame(dict(user=[], item=[])))
+    return save_trained(path, trained, train, frame(held_out) if held_out is not None and len(held_out) else None)
 
 def gather_frames(df):
     "`df` of every rank, concatenated (rank 0 first); `df` itself outside a process group."
@@ -229,25 +224,29 @@ def train_local(ratings, # DataFrame of ratings
         launch(args, nproc, max_restarts, threads, checkpoint, timeout, log, env)
         return json.loads(result.read_text())
 
-def train_command(args, # parsed options of `collab-lessons train` with `--nproc N`
-                  log=None): # called with progress lines
-    "`collab-lessons train --nproc N`: the fast model on N local ranks (torchrun, gloo), checkpoints beside `--out`; returns the summary."
-    from collab_lessons.model_kinds import KIND_DEFAULTS
+def train_command(kind='fast', # a registered kind that trains data-parallel (`ModelKind.distributed`)
+                  out='course_output/trained_model.pt', # model file rank 0 writes; the checkpoint goes beside it (OUT.ckpt)
+                  nproc=1, resume=False, # ranks on this machine; continue from the checkpoint?
+                  dataset='ml-100k', ratings=None, items=None, columns=None, # what to train on, as in `products.run_train_command`
+                  split='random', seed=42, device=None, log=None, # only 'random'; seed of the split, the shards and the model; progress lines
+                  **opts): # training options by `train_kind`'s names (`None` keeps the kind's own); `wd` is the L2 weight
+    "`collab-lessons train --nproc N`: a kind that trains data-parallel, on N local ranks (torchrun, gloo), checkpoints beside `out`; returns the summary."
+    from collab_lessons.model_kinds import _options, get_kind, kinds_that
     from collab_lessons.outputs import check_output_file
     from collab_lessons.own_ratings import load_ratings
-    if args.split != 'random': raise ValueError(f"--nproc trains on a random split: use --split random, not --split {args.split}.")
-    if args.model_kind not in ('fast', 'course', 'bias'):  # the default kind (course) means 'the dot-product model with biases' here
-        raise ValueError(f"--nproc trains the fast dot-product model with biases: use --model-kind fast, not {args.model_kind}.")
-    recipe = dict(KIND_DEFAULTS['fast'], **{k: getattr(args, k) for k in ('epochs', 'lr', 'bs') if getattr(args, k) is not None})
-    nproc = args.nproc or 1
+    if split != 'random': raise ValueError(f"--nproc trains on a random split: use --split random, not --split {split}.")
+    record = get_kind(kind)
+    if not record.distributed:
+        can = kinds_that('distributed')
+        raise ValueError(f"--nproc trains {', '.join(can)} data-parallel, not {record.name}: use --model-kind {can[0]}.")
     if not 1 <= nproc <= 64: raise ValueError(f"--nproc must be a whole number from 1 to 64, not {nproc}.")
-    out = check_output_file(args.out)
-    ratings = (load_ratings(args.ratings, items=args.items, user=args.user_col, item=args.item_col, rating=args.rating_col)
-               if args.ratings else load_ratings(args.dataset))
-    if log: log(f"Training on {len(ratings):,} ratings with {nproc} rank(s) ...")
-    result = train_local(ratings, nproc, out, out.with_name(out.name + '.ckpt'), args.resume, seed=args.seed, log=log,
-                         epochs=recipe['epochs'], lr=recipe['lr'], l2=args.wd, bs=recipe['bs'], n_factors=args.factors,
-                         device=getattr(args, 'device', None))
-    return dict(model='FastDotProductBias', ranks=nproc, dataset=str(args.ratings or args.dataset), epochs=recipe['epochs'],
+    o = _options(record, {k: v for k, v in opts.items() if k != 'wd'})
+    l2 = o['l2'] if opts.get('wd') is None else opts['wd']
+    out = check_output_file(out)
+    table = load_ratings(ratings, items=items, **(columns or {})) if ratings else load_ratings(dataset)
+    if log: log(f"Training on {len(table):,} ratings with {nproc} rank(s) ...")
+    result = train_local(table, nproc, out, out.with_name(out.name + '.ckpt'), resume, seed=seed, log=log,
+                         epochs=o['epochs'], lr=o['lr'], l2=l2, bs=o['bs'], n_factors=o['n_factors'], device=device)
+    return dict(model=record.model_class, kind=record.name, ranks=nproc, dataset=str(ratings or dataset), epochs=o['epochs'],
                 valid_rmse=result['valid_rmse'], valid_mae=result['valid_mae'], seconds=round(sum(h['seconds'] for h in result['history']), 1),
                 model_file=str(Path(result['model_file']).resolve()))

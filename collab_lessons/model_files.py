@@ -11,7 +11,6 @@ __all__ = ['MODEL_FORMAT', 'MODEL_VERSION', 'READ_VERSIONS', 'COURSE_FILES', 'WE
 
 # %% ../nbs/81_model_files.ipynb #313110e1
 import io
-import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from .interpret import factors_and_biases, movie_counts, movie_pca, plot_movie_pca
 from .outputs import atomic_folder, atomic_write, check_output_folder, disk_full
 from .recommend import encode_pairs
-from .model_kinds import KINDS, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
+from .model_kinds import KINDS, InfoError, _is_count, _is_number, get_kind, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
 
 # %% ../nbs/81_model_files.ipynb #43afd735
 MODEL_FORMAT = 'collab_lessons.model'
@@ -187,27 +186,18 @@ def _need(ok, path, what):
     if not ok: raise ModelFileError(f"{path} is damaged: {what}. Save or train the model again.")
 
 # %% ../nbs/81_model_files.ipynb #e4d7e8c7
-def _is_number(x): return type(x) in (int, float) and math.isfinite(x)
-def _is_count(x, low=1): return type(x) is int and x >= low
-
 def _check_info(info, path, kind='course'):
-    "Check the `info` dict of a model file: `y_range` two finite numbers, low first, and the fields the `kind` scores with."
+    "Check the `info` dict of a model file: `y_range` two finite numbers, low first (kinds that rate), then the fields its kind's record checks."
     _need(isinstance(info, dict), path, f"'info' is a {type(info).__name__}, not a dict")
-    nf, yr, squash = info.get('n_factors'), info.get('y_range'), info.get('squash', 'sigmoid')
-    if kind not in ('fastai_nn', 'kernel_ae'):
-        _need(_is_count(nf), path, f"info['n_factors'] is {nf!r}, not a whole number of 1 or more")
-    _need(isinstance(yr, (list, tuple)) and len(yr) == 2 and all(map(_is_number, yr)) and yr[0] < yr[1], path,
-          f"info['y_range'] is {yr!r}, not two finite numbers with the lower one first")
-    _need(squash in ('sigmoid', 'clip'), path, f"info['squash'] is {squash!r}, not 'sigmoid' or 'clip'")
+    kind, yr, squash = get_kind(kind), info.get('y_range'), info.get('squash', 'sigmoid')
+    if kind.rates:
+        _need(isinstance(yr, (list, tuple)) and len(yr) == 2 and all(map(_is_number, yr)) and yr[0] < yr[1], path,
+              f"info['y_range'] is {yr!r}, not two finite numbers with the lower one first")
+        _need(squash in ('sigmoid', 'clip'), path, f"info['squash'] is {squash!r}, not 'sigmoid' or 'clip'")
     _need(_is_count(info.get('n_train', 0), 0), path, f"info['n_train'] is {info.get('n_train')!r}, not a whole number of 0 or more")
-    if kind == 'blend':
-        w = info.get('blend_weight')
-        _need(_is_number(w) and 0 <= w <= 1, path, f"info['blend_weight'] is {w!r}, not a number from 0 to 1")
-    if kind == 'fastai_nn':
-        sizes, layers = info.get('emb_sizes'), info.get('layers')
-        _need(isinstance(sizes, list) and len(sizes) == 2 and all(map(_is_count, sizes)), path,
-              f"info['emb_sizes'] is {sizes!r}, not two whole numbers of 1 or more")
-        _need(isinstance(layers, list) and all(map(_is_count, layers)), path, f"info['layers'] is {layers!r}, not a list of whole numbers of 1 or more")
+    if kind.check_info is None: return
+    try: kind.check_info(info)
+    except InfoError as e: _need(False, path, str(e))
 
 # %% ../nbs/81_model_files.ipynb #ca68f4a1
 def _check_vocab(name, vocab, path):

@@ -40,39 +40,49 @@ def test_blend_record_sums_time_and_scores_the_blend():
     assert blend_record(dict(a, curve=[]), b, y, 0.5)['curve'] == []   # u1-test: no curve
 
 
-def test_run_once_tunes_the_blend_weight_on_u1_tune_only(monkeypatch):
-    "The weight comes from `u1-tune` and is reused unchanged on the later splits; `preds` never reach the report."
+def test_run_once_runs_every_recipe_on_every_split_and_reports_the_blend_weight(monkeypatch):
+    "Every recipe on every split, u1-test scored once (`final`); the tuning reports the weight `blend` chose on u1-tune."
     frames = {s: (pd.DataFrame(dict(rating=[1., 2.])), pd.DataFrame(dict(rating=[3., 4., 5.]))) for s in ('u1-tune', 'u1-test')}
-    offsets = {('u1-tune', 'bpmf'): (.5, .5, .5), ('u1-tune', 'kernel_ae'): (-.5, -.5, -.5),   # equal and opposite: w = 0.5
-               ('u1-test', 'bpmf'): (1., 1., 1.), ('u1-test', 'kernel_ae'): (0., 0., 0.)}      # kernel_ae exact: w = 1 if refit
-    calls = iter([('u1-tune', 'bpmf'), ('u1-tune', 'kernel_ae'), ('u1-test', 'bpmf'), ('u1-test', 'kernel_ae')])
-    def fake(name, train, valid, *args, **kwargs):
-        split, _ = next(calls)
-        return dict(_record(.1, 1., [(1, .1)]), preds=torch.tensor(valid.rating.to_numpy(), dtype=torch.float32) + torch.tensor(offsets[split, name]))
+    calls = []
+    def fake(name, train, valid, svd_params=None, smoke=False, final=False):
+        calls.append((name, final))
+        return dict(_record(.1, 1., [(1, .1)]), weight=.3 if not final else .9) if name == 'best_blend' else _record(.2, 2., [(2, .2)])
     monkeypatch.setattr(bench_module, 'run_recipe', fake)
-    results, tuning = run_once(frames, recipes=('bpmf', 'kernel_ae'), log=lambda *a: None)
-    assert tuning['blend_weight'] == pytest.approx(0.5)
-    assert results['u1-test']['best_blend']['rmse'] == pytest.approx(0.5)    # 0.5 * 1 + 0.5 * 0 off everywhere
-    assert all('preds' not in r for split in results.values() for r in split.values())
+    results, tuning = run_once(frames, recipes=('fast', 'best_blend'), log=lambda *a: None)
+    assert calls == [('fast', False), ('best_blend', False), ('fast', True), ('best_blend', True)]
+    assert tuning['blend_weight'] == .3 and set(results['u1-test']) == {'fast', 'best_blend'}
     json.dumps(results)
 
 
-def test_run_folds_reuses_u1_and_scores_each_other_fold_once(monkeypatch):
-    "u1 comes from this run's record; every other fold is fitted on its base file and blended with the u1-tune weight."
+def test_recipes_of_model_kinds_train_as_the_command_does(monkeypatch, tiny_ratings):
+    "A recipe whose `kind` is registered goes through `train_kind` with its options (as `collab-lessons train` would), then is scored once."
+    seen = {}
+    real = bench_module.train_kind
+    def spy(kind, train, valid=None, device=None, **opts):
+        seen.update(kind=kind, valid=valid, **opts)
+        return real(kind, train, valid, device, **opts)
+    monkeypatch.setattr(bench_module, 'train_kind', spy)
+    train, valid = split_random(tiny_ratings)
+    r = bench_module.run_recipe('kernel_ae', train, valid, smoke=True, final=True)
+    assert seen == dict(kind='kernel_ae', valid=None, seeds=(0,), epochs=1, n_hid=16)   # RECIPES' settings, then SMOKE's
+    assert r['curve'] == [] and 0.3 < r['rmse'] < 3 and r['fit_s'] > 0 and r['n_scored'] <= len(valid)
+
+
+def test_run_folds_reuses_u1_and_trains_the_blend_on_each_other_fold(monkeypatch):
+    "u1 comes from this run's record; every other fold trains `best_blend` on its base file and scores it once on its test file."
     from collab_lessons.bench import run_folds
-    seen = []
+    seen, runs = [], []
     def fake_split(fold):
         seen.append(fold)
         return pd.DataFrame(dict(rating=[1., 2.])), pd.DataFrame(dict(rating=[3., 5.]))
-    def fake(name, train, valid, *args, **kwargs):
-        off = 1. if name == 'bpmf' else -1.
-        return dict(_record(.1, 2., []), preds=torch.tensor(valid.rating.to_numpy(), dtype=torch.float32) + off)
+    def fake(name, train, valid, svd_params=None, smoke=False, final=False):
+        runs.append((name, final))
+        return dict(_record(.5, 2., []), weight=.25)
     monkeypatch.setattr(bench_module, 'load_split', fake_split)
     monkeypatch.setattr(bench_module, 'run_recipe', fake)
-    out = run_folds(0.25, dict(rmse=.9, fit_s=40.), folds=('u1', 'u2', 'u3'), log=lambda *a: None)
-    assert seen == ['u2', 'u3'] and out['rmse']['u1'] == .9 and out['fit_s']['u2'] == 4.
-    assert out['rmse']['u2'] == pytest.approx(0.5)          # 0.75 * (+1) + 0.25 * (-1) off everywhere
-    assert out['mean_rmse'] == pytest.approx((.9 + .5 + .5) / 3)
+    out = run_folds(dict(rmse=.9, fit_s=40., weight=.3), folds=('u1', 'u2', 'u3'), log=lambda *a: None)
+    assert seen == ['u2', 'u3'] and runs == [('best_blend', True)] * 2 and out['rmse']['u1'] == .9 and out['fit_s']['u2'] == 2.
+    assert out['weights'] == dict(u1=.3, u2=.25, u3=.25) and out['mean_rmse'] == pytest.approx((.9 + .5 + .5) / 3)
 
 
 def test_lesson_quotes_the_committed_best_model_run():

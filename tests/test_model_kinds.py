@@ -12,9 +12,10 @@ import torch
 from collab_lessons.cli import main
 from collab_lessons.errors import EXIT_CODES
 from collab_lessons.model_files import MODEL_VERSION, ModelFileError, load_model, model_record, save_trained
-from collab_lessons.model_kinds import FOLD_IN_KINDS, KINDS, SIMILAR_KINDS, Trained, kind_name
+from collab_lessons.model_kinds import KINDS, Trained, kind_name, kinds_that
 from collab_lessons.products import all_users_top_n, evaluate_model, evaluate_saved
 
+FOLD_IN_KINDS, SIMILAR_KINDS = kinds_that('folds_in'), kinds_that('similar')
 TINY = ['--epochs', '2', '--samples', '8', '--ranks', '3', '--seeds', '0', '--hidden', '8', '--factors', '4']
 
 
