@@ -214,6 +214,9 @@ def test_bench_command_smoke_writes_report(capsys, tmp_path, ml100k):
     assert report['smoke'] and {'reference', 'fast', 'bpmf', 'kernel_ae', 'best_blend'} <= set(report['table']['u1-test'])
     assert (tmp_path/'time_vs_rmse.png').stat().st_size > 0
     assert report['scale'] and {'scale_targets', 'read_speed', 'file_to_model'} <= set(report)
+    assert set(report['table']) == {'u1-tune', 'u1-test', 'random20'}
+    assert report['table']['random20']['reference']['fit_ratio'] == pytest.approx(1.0)
+    assert '| `best_blend` |' in (tmp_path/'bench.md').read_text()
 
 
 def test_bench_command_refuses_zero_repeats(capsys, tmp_path):
