@@ -139,3 +139,14 @@ def test_first_screen_is_the_title_and_the_idea(nb):
         if c['cell_type'] == 'code' and src(c).startswith('#| hide'):
             assert len(src(c).splitlines()) <= 6 and 'assert' not in src(c) and 'test_' not in src(c).split('import')[0], \
                 f'{nb.name}: a hidden cell before the first section is long or checks something: {src(c)[:80]!r}'
+
+
+# How the project is built and checked, which a learner of the course has no use for.
+PROJECT_WORDS = re.compile(r'tests/|\bCI\b|\bpytest\b|TrimHeap|malloc_trim|DivergedError|통과 기준|합격선|개발 (?:컴퓨터|머신|환경)|강의 저장소')
+
+
+@pytest.mark.parametrize('nb', CORE, ids=lambda p: p.stem)
+def test_course_prose_says_nothing_about_the_project(nb):
+    found = [m for c in cells(nb, 'markdown') for m in PROJECT_WORDS.findall(''.join(c['source']))]
+    assert not found, f'{nb.name} prose names project machinery {found}: say what the learner needs instead'
+    assert PROJECT_WORDS.search('`tests/test_course.py`가 확인해') and PROJECT_WORDS.search('콜백 `TrimHeap`')
