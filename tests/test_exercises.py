@@ -1,15 +1,20 @@
 """The core lessons' 연습 문제 and 복습 질문: every exercise has a hint and a worked solution in closed <details>
-blocks, every code solution runs here on tiny data and its result is checked, and each lesson has a figure."""
+blocks, and each lesson has a figure. Every code solution runs where it stands: after its own lesson's cells, in that
+lesson's namespace (ML-100k, as the lesson loads it), with no name supplied from outside; its result is then checked.
+
+A solution runs after the lesson's fast cells (those a plain `nbdev-test` runs) unless it reads a name only the
+lesson's `#| slow` cells define; a solution that trains a model, or needs the slow cells, is marked slow itself."""
+import ast
 import json
 import math
 import re
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import pandas as pd
 import pytest
 import torch
+from IPython.core.inputtransformer2 import TransformerManager
 
 matplotlib.use('Agg')
 
@@ -92,79 +97,89 @@ def test_hidden_cells_are_short(lesson):
     assert not long, f"{lesson} has hidden cells longer than 8 lines (move the checks to tests/): {long}"
 
 
-# --- the code solutions, run on tiny data --------------------------------------------------------------------------
+# --- the code solutions, run after their lesson's own cells ----------------------------------------------------------
 
-def _tiny_ratings(n_users=40, n_movies=25, seed=0):
-    "Ratings 1-5 from two hidden taste dimensions, about 60% of the pairs, with titles (two ids share one title)."
-    rng = np.random.default_rng(seed)
-    taste = rng.normal(size=(n_users, 2)) @ rng.normal(size=(2, n_movies))
-    users, movies = np.nonzero(rng.random((n_users, n_movies)) < 0.6)
-    rating = np.clip(np.round(3.5 + taste[users, movies]), 1, 5).astype('int64')
-    titles = [f'Movie {min(m, n_movies - 2) + 1} (1995)' for m in movies]
-    return pd.DataFrame(dict(user=users + 1, movie=movies + 1, rating=rating, timestamp=0, title=titles))
+TRAINS = re.compile(r'\.fit_one_cycle\(|\.fit\(|\.lr_find\(|\btrain_step\(|\brun_course\(')
 
 
-def _quiet_fit(learn, *args, **kwargs):
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(*args, **kwargs)
-    return learn
+def directives(src):
+    "The `#| ` directive lines at the top of a cell, as {name: value}."
+    found = {}
+    for line in src.splitlines():
+        m = re.match(r'#\|\s*([\w-]+):?\s*(.*?)\s*$', line)
+        if not m: break
+        found[m.group(1)] = m.group(2)
+    return found
+
+
+def lesson_cells(lesson, slow):
+    "Sources of the code cells a `nbdev-test` of `lesson` runs (with `--flags slow` when `slow`)."
+    skip = {'notest'} | (set() if slow else {'slow'})
+    return [src for c in cells(lesson) if c['cell_type'] == 'code' and (src := ''.join(c['source']))
+            and not (skip & set(d := directives(src))) and d.get('eval', '').lower() != 'false']
+
+
+def assigned(code):
+    "Names a piece of (IPython) code binds at its top level."
+    tree = ast.parse(TransformerManager().transform_cell(code))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store): names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)): names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)): names.update((a.asname or a.name).split('.')[0] for a in node.names)
+    return names
+
+
+def used(code): return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def needs_slow_cells(lesson, code):
+    "True when `code` reads a name that only the lesson's `#| slow` cells define."
+    fast = set().union(*map(assigned, lesson_cells(lesson, slow=False)))
+    slow_only = set().union(*map(assigned, lesson_cells(lesson, slow=True))) - fast
+    return bool(used(code) & slow_only - assigned(code))
+
+
+def code_solutions():
+    return {(lesson, n): code for lesson in CORE for n, text in numbered(lesson, '연습 문제').items()
+            if (code := solution_code(text))}
+
+
+class Lesson:
+    "A lesson's cells run in one IPython shell, as in a notebook; `solve` runs a solution on a copy of what they left."
+    def __init__(self, lesson, slow):
+        from execnb.shell import CaptureShell
+        self.shell = CaptureShell()
+        for i, src in enumerate(lesson_cells(lesson, slow)): self.run(src, f'{lesson} cell {i}')
+        self.after_lesson = dict(self.shell.user_ns)
+
+    def run(self, code, where):
+        self.shell.run(code)
+        if self.shell.exc is not None: raise AssertionError(f'{where} failed: {type(self.shell.exc).__name__}: {self.shell.exc}\n{code}')
+
+    def solve(self, code, where):
+        ns = self.shell.user_ns
+        ns.clear(); ns.update(self.after_lesson)  # each solution starts right after the lesson's cells
+        self.run(code, where)
+        return ns
 
 
 @pytest.fixture(scope='module')
-def base(tmp_path_factory):
-    "Names the lessons define before their exercises, built on tiny data."
-    from fastai.collab import CollabDataLoaders
-    from fastai.learner import Learner
-    from fastai.layers import Embedding, sigmoid_range
-    from fastai.losses import MSELossFlat
-    from fastai.tabular.core import TabWeightedDL
-    from fastai.torch_core import Module
-    from torch import nn
-    from collab_lessons.splits import collab_dls
-    from collab_lessons.bias import DotProductBias
-    from collab_lessons.course import COURSE_STEPS, run_course, train_step
-    from collab_lessons.dot_product import DotProduct, rmse, valid_scores
-    from collab_lessons.from_scratch import ScratchDotProductBias, create_params, to_scratch
-    from collab_lessons.prediction_range import DotProductRange
-    from collab_lessons.weight_decay import param_norms
-    torch.set_num_threads(1)
-    ns = dict(np=np, pd=pd, torch=torch, nn=nn, Module=Module, Embedding=Embedding, sigmoid_range=sigmoid_range,
-              CollabDataLoaders=CollabDataLoaders, Learner=Learner, MSELossFlat=MSELossFlat, TabWeightedDL=TabWeightedDL,
-              collab_dls=collab_dls, DotProduct=DotProduct, DotProductRange=DotProductRange, DotProductBias=DotProductBias,
-              ScratchDotProductBias=ScratchDotProductBias, create_params=create_params, to_scratch=to_scratch,
-              rmse=rmse, valid_scores=valid_scores,
-              param_norms=param_norms, COURSE_STEPS=COURSE_STEPS, train_step=train_step, run_course=run_course)
-    ratings = _tiny_ratings()
-    dls = collab_dls(ratings)
-    n_users, n_movies = len(dls.classes['user']), len(dls.classes['title'])
-    path = tmp_path_factory.mktemp('ml-100k')
-    (path/'u.item').write_bytes('1|Toy Story (1995)|x\n2|Misérables, Les (1995)|x\n'.encode('latin-1'))
-    one_hot = torch.zeros(n_users)
-    one_hot[3] = 1.0
-    ns.update(ratings=ratings, dls=dls, n_users=n_users, n_movies=n_movies, path=path, one_hot=one_hot,
-              user1=np.array([0.98, 0.9, -0.9]), user2=np.array([0.9, 0.8, -0.6]))
-    model = DotProductBias(n_users, n_movies, 8)
-    learn = _quiet_fit(Learner(collab_dls(ratings), model, loss_func=MSELossFlat(), metrics=rmse), 2, 5e-3, wd=0.1)
-    learn_no_wd = _quiet_fit(Learner(collab_dls(ratings), DotProductBias(n_users, n_movies, 8),
-                                     loss_func=MSELossFlat(), metrics=rmse), 2, 5e-3, wd=0)
-    embedding_model = DotProductBias(n_users, n_movies, 8)
-    ns.update(model=model, learn=learn, learn_no_wd=learn_no_wd, embedding_model=embedding_model,
-              xb=dls.one_batch()[0], dls_default=collab_dls(ratings, dl_type=TabWeightedDL, drop_last=True))
-    return ns
+def lessons(ml100k):
+    "Lessons run once per module and tier: {(lesson, slow): Lesson}. Needs ML-100k (`ml100k` skips or fails without it)."
+    cache = {}
+    def get(lesson, slow):
+        if (lesson, slow) not in cache: cache[lesson, slow] = Lesson(lesson, slow)
+        return cache[lesson, slow]
+    return get
 
 
-def _range_learn(ns):
-    "Lesson 30's `learn`: a trained `DotProductRange`."
-    learn = ns['Learner'](ns['collab_dls'](ns['ratings']), ns['DotProductRange'](ns['n_users'], ns['n_movies'], 8),
-                          loss_func=ns['MSELossFlat'](), metrics=ns['rmse'])
-    return dict(learn=_quiet_fit(learn, 1, 5e-3))
-
-
-SETUP = {'30_prediction_range': _range_learn}
 FINITE = lambda *xs: all(math.isfinite(float(x)) for x in xs)
 CHECKS = {
     ('10_data', 1): lambda ns: ns['opposite'] < 0,
     ('10_data', 2): lambda ns: ns['error'] == 'UnicodeDecodeError',
-    ('10_data', 3): lambda ns: ns['n_movie_classes'] == ns['ratings'].movie.nunique() + 1,
+    ('10_data', 3): lambda ns: ns['n_movie_classes'] == ns['dls_movie'].train.items.movie.nunique() + 1
+                               and ns['n_movie_classes'] < ns['ratings'].movie.nunique() + 1,   # ids only in the validation set are left out
     ('10_data', 4): lambda ns: ns['counts'].sum() == len(ns['ratings']) and ns['most_common'] in range(1, 6),
     ('10_data', 5): lambda ns: ns['per_user'].sum() == len(ns['ratings']) and 0 < ns['row_density'].min() <= 1,
     ('20_dot_product', 1): lambda ns: set(ns['results']) == {5, 20, 100} and FINITE(*ns['results'].values()),
@@ -194,22 +209,28 @@ CHECKS = {
 }
 
 
-def code_solutions():
-    return {(lesson, n): code for lesson in CORE for n, text in numbered(lesson, '연습 문제').items()
-            if (code := solution_code(text))}
-
-
 def test_every_code_solution_has_a_check():
     assert set(code_solutions()) == set(CHECKS), (
         f"code solutions without a check: {sorted(set(code_solutions()) - set(CHECKS))}; "
         f"checks without a code solution: {sorted(set(CHECKS) - set(code_solutions()))}")
 
 
-@pytest.mark.parametrize('key', sorted(CHECKS), ids=lambda k: f'{k[0]}-{k[1]}')
-def test_code_solution_runs_and_is_right(base, key):
-    code = code_solutions().get(key)
-    assert code, f"{key[0]} exercise {key[1]} has no Python code block in its solution"
-    ns = dict(base)
-    if key[0] in SETUP: ns.update(SETUP[key[0]](ns))
-    exec(compile(code, f'{key[0]} exercise {key[1]}', 'exec'), ns)
-    assert CHECKS[key](ns), f"{key[0]} exercise {key[1]}: the solution ran but its result is wrong"
+def _params():
+    for key, code in sorted(code_solutions().items()):
+        slow_cells = needs_slow_cells(key[0], code)
+        marks = [pytest.mark.slow] if slow_cells or TRAINS.search(code) else []
+        yield pytest.param(key, slow_cells, marks=marks, id=f'{key[0]}-{key[1]}')
+
+
+@pytest.mark.parametrize('key,slow_cells', list(_params()))
+def test_code_solution_runs_after_its_lesson(lessons, key, slow_cells):
+    lesson, n = key
+    ns = lessons(lesson, slow_cells).solve(code_solutions()[key], f'{lesson} exercise {n} (solution)')
+    assert CHECKS[key](ns), f"{lesson} exercise {n}: the solution ran but its result is wrong"
+
+
+def test_a_solution_using_an_undefined_name_fails(lessons):
+    "The namespace holds the lesson's names and nothing else: a name the lesson never defines is a NameError."
+    with pytest.raises(AssertionError, match="NameError"):
+        lessons('10_data', False).solve('ratings_from_elsewhere.head()', '10_data probe')
+    assert 'ratings' in lessons('10_data', False).solve('x = 1', '10_data probe')

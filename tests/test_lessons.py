@@ -104,3 +104,49 @@ def test_stored_outputs_have_no_paths_or_warnings(nb):
 def test_lessons_say_nothing_about_the_process(nb):
     found = [m for c in json.loads(nb.read_text(encoding='utf-8'))['cells'] for m in process_words(''.join(c['source']))]
     assert not found, f'{nb.name} talks about how the course is made ({found}): say what the reader learns instead'
+
+
+CORE = [NBS/f'{n}.ipynb' for n in ('10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay',
+                                   '60_from_scratch', '70_course', '71_interpret')]
+
+
+def _colab_cell():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('colab_cell', NBS.parent/'tools'/'colab_cell.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize('nb', CORE, ids=lambda p: p.stem)
+def test_first_screen_is_the_title_and_the_idea(nb):
+    "Title, then the intro; the one setup cell holds only the Colab install and imports; plumbing before the first section is short."
+    colab_cell = _colab_cell()
+    book = json.loads(nb.read_text(encoding='utf-8'))
+    cells = book['cells']
+    src = lambda c: ''.join(c['source'])
+    assert cells[0]['cell_type'] == 'markdown' and src(cells[0]).startswith('# ') and '\n> ' in src(cells[0]), \
+        f'{nb.name}: the first cell must be the title (`# 제목` then a `>` line)'
+    assert cells[1]['cell_type'] == 'markdown' and not src(cells[1]).startswith('#'), f'{nb.name}: the intro must follow the title'
+    assert colab_cell.misplaced(book) is None, f'{nb.name}: {colab_cell.misplaced(book)} (run python tools/colab_cell.py on it)'
+    s = colab_cell.setup_index(book)
+    if s is not None and colab_cell.GUARD in src(cells[s]):
+        body = [l for l in src(cells[s]).splitlines() if l.strip()]
+        assert all(re.match(r"(import |from \S+ import |%|if 'google\.colab'|\s+!pip install)", l) for l in body), \
+            f'{nb.name}: the setup cell should hold only the Colab install and imports'
+    first_section = next(i for i, c in enumerate(cells) if c['cell_type'] == 'markdown' and src(c).startswith('## '))
+    for c in cells[:first_section]:
+        if c['cell_type'] == 'code' and src(c).startswith('#| hide'):
+            assert len(src(c).splitlines()) <= 6 and 'assert' not in src(c) and 'test_' not in src(c).split('import')[0], \
+                f'{nb.name}: a hidden cell before the first section is long or checks something: {src(c)[:80]!r}'
+
+
+# How the project is built and checked, which a learner of the course has no use for.
+PROJECT_WORDS = re.compile(r'tests/|\bCI\b|\bpytest\b|TrimHeap|malloc_trim|DivergedError|통과 기준|합격선|개발 (?:컴퓨터|머신|환경)|강의 저장소')
+
+
+@pytest.mark.parametrize('nb', CORE, ids=lambda p: p.stem)
+def test_course_prose_says_nothing_about_the_project(nb):
+    found = [m for c in cells(nb, 'markdown') for m in PROJECT_WORDS.findall(''.join(c['source']))]
+    assert not found, f'{nb.name} prose names project machinery {found}: say what the learner needs instead'
+    assert PROJECT_WORDS.search('`tests/test_course.py`가 확인해') and PROJECT_WORDS.search('콜백 `TrimHeap`')

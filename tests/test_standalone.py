@@ -64,16 +64,40 @@ def test_lesson_runs_alone_in_an_empty_folder(lesson, tmp_path, ml100k):
     assert not checkout, f"the checkout is on the kernel's sys.path: {checkout}"
 
 
-def test_colab_cell_is_added_once_and_does_nothing_outside_colab(tmp_path):
+def _nb(*cells):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(c[3:]) if c.startswith('md:') else nbformat.v4.new_code_cell(c)
+                                           for c in cells])
+
+
+def test_colab_install_goes_into_the_setup_cell_after_the_title(tmp_path):
     nb_path = tmp_path/'lesson.ipynb'
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("'google.colab' in set(sys.modules)")])
-    nbformat.write(nb, nb_path)
+    nbformat.write(_nb('md:# 제목\n\n> A lesson.', 'md:소개야.', "#| hide\nimport warnings",
+                       "import sys\n'google.colab' in set(sys.modules)", '#| export\nfrom collab_lessons.bias import DotProductBias'), nb_path)
+    assert colab_cell.misplaced(nbformat.read(nb_path, as_version=4)) == 'no Colab install cell'
     assert colab_cell.add_cell(nb_path) and not colab_cell.add_cell(nb_path)
     nb = nbformat.read(nb_path, as_version=4)
-    assert len(nb.cells) == 2 and nb.cells[0].id == colab_cell.CELL_ID and '!pip install' in nb.cells[0].source
-    assert not any(l.startswith('#| export') for l in nb.cells[0].source.splitlines())   # nbdev-export ignores it
+    assert [c.cell_type for c in nb.cells] == ['markdown', 'markdown', 'code', 'code', 'code'] and colab_cell.misplaced(nb) is None
+    setup = nb.cells[3].source
+    assert setup.startswith('import sys\nif ' + colab_cell.GUARD) and '!pip install' in setup and setup.endswith("in set(sys.modules)")
+    assert not any(l.startswith('#| export') for l in setup.splitlines())   # nbdev-export ignores it
     NotebookClient(nb, timeout=120, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}}).execute()
-    assert nb.cells[0].outputs == [] and nb.cells[1].outputs[0]['data']['text/plain'] == 'False'
+    assert nb.cells[3].outputs[0]['data']['text/plain'] == 'False'   # outside Colab nothing is installed
+
+
+def test_colab_cell_before_the_title_is_moved_after_it(tmp_path):
+    "The old layout (install cell first) is fixed; a lesson with no setup cell gets a hidden install cell after its intro."
+    nb_path = tmp_path/'lesson.ipynb'
+    nb = _nb('md:# 제목', 'md:소개야.', '#| export\nfrom collab_lessons.bias import DotProductBias', 'DotProductBias')
+    nb.cells.insert(0, nbformat.from_dict(colab_cell.colab_cell()))
+    nbformat.write(nb, nb_path)
+    assert colab_cell.misplaced(nbformat.read(nb_path, as_version=4)) == 'the title is not the first cell'
+    assert colab_cell.add_cell(nb_path) and not colab_cell.add_cell(nb_path)
+    nb = nbformat.read(nb_path, as_version=4)
+    assert nb.cells[0].source == '# 제목' and nb.cells[2].id == colab_cell.CELL_ID and colab_cell.misplaced(nb) is None
+    with pytest.raises(SystemExit, match='lesson.ipynb'):
+        nb.cells[2], nb.cells[3] = nb.cells[3], nb.cells[2]   # the library imported before it is installed
+        nbformat.write(nb, nb_path)
+        colab_cell.main(['--check', str(nb_path)])
 
 
 def test_kernel_metadata_survives_nbdev_clean(tmp_path):
