@@ -53,7 +53,8 @@ def test_every_code_cell_has_run(nb):
         src = ''.join(cell['source']).strip()
         last = src.splitlines()[-1] if src else ''
         shows_value = last and not last.startswith(('#', 'from ', 'import ', ' ', 'with ', 'assert', 'test_', 'class ', 'def ', 'return', 'warnings.')) \
-            and '=' not in last.split('(')[0] and not src.startswith('#| export') and '#| hide' not in src
+            and '=' not in last.split('(')[0] and not src.startswith('#| export') and '#| hide' not in src \
+            and '#| eval: false' not in src  # shown, never run (nbdev-test skips it too)
         if shows_value and not cell.get('outputs'):
             pytest.fail(f'{nb.name}: cell ending in {last!r} has no stored output')
 
