@@ -57,6 +57,7 @@ def _check_parent(path):
             raise OutputPathError(f"Cannot write {path}: {parent} is a file, not a folder. Choose another path or move that file.")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise OutputPathError(f"Cannot write {path}: the folder {parent} is not writable. Choose a folder you can write to.")
+        _probe(path)  # a name the system refuses (a NUL byte, too long) is named as such first
         return _try_create(parent, path)
 
 
