@@ -22,10 +22,10 @@ import pandas as pd
 
 from . import products
 from .cli_options import build_parser, kind_options
-from .errors import EXIT_CODES, report_error
+from .errors import EXIT_CODES, NoResultError, report_error
 from .interpret import find_user
 from .model_files import load_model
-from .outputs import stop_on_signals
+from .outputs import output_lock, shell_path, stop_on_signals
 from .recommend import parse_ratings, read_rate_file
 
 # %% ../nbs/84_cli.ipynb #039381ab
@@ -52,8 +52,8 @@ def cmd_course(args):
     log = None if _bars(args) else lambda line: _say(args, line)
     result, table = products.run_course_command(args.dataset, args.out, args.final_only, args.epochs, _bars(args), log, lambda m: _say(args, m), device=args.device)
     _emit(args, result, table, heading=f"Validation scores on {args.dataset} (random 80/20 split, seed 42):")
-    _say(args, f"\nSaved {', '.join(result['files'])} in {result['output_folder']}\n"
-               f"Next: collab-lessons recommend --user 42 --model {Path(args.out)/'model.pt'}")
+    _say(args, f"\nSaved {', '.join(result['files'])} in {shell_path(result['output_folder'])}\n"
+               f"Next: collab-lessons recommend --user 42 --model {shell_path(Path(args.out)/'model.pt')}")
     return EXIT_CODES['ok']
 
 # %% ../nbs/84_cli.ipynb #3c0c02ff
@@ -66,12 +66,12 @@ def cmd_train(args):
         return _trained(args, train_command(args.model_kind or 'fast', args.out, nproc=args.nproc or 1, resume=args.resume, log=say,
                                             **data, **kind_options(args)))
     result = products.run_train_command(args.model_kind or 'course', args.out, progress=_bars(args), say=say, **data, **kind_options(args))
-    return _trained(args, result, f"\nNext: collab-lessons recommend --user 42 --model {args.out}")
+    return _trained(args, result, f"\nNext: collab-lessons recommend --user 42 --model {shell_path(args.out)}")
 
 def _trained(args, result, next_step=''):
     "Print the result row of `train` and where the model was saved."
     _emit(args, result, pd.DataFrame([result]).drop(columns='model_file'), heading='Trained:')
-    _say(args, f"\nSaved the model to {result['model_file']}{next_step}")
+    _say(args, f"\nSaved the model to {shell_path(result['model_file'])}{next_step}")
     return EXIT_CODES['ok']
 
 # %% ../nbs/84_cli.ipynb #1ec58d51
@@ -82,6 +82,7 @@ def cmd_recommend(args):
     saved = load_model(args.model)
     user = find_user(saved.users, args.user)
     recs = products.with_rank(products.top_n_for_user(saved, user, args.n))
+    if recs.empty: raise NoResultError(f"User {saved.users[user]} has rated all {len(saved.titles) - 1} items the model knows: there is nothing left to recommend.")
     _emit(args, dict(user=saved.users[user], recommendations=recs.to_dict(orient='records')), recs,
           heading=f"Top {len(recs)} movies for user {saved.users[user]} (leaving out the {len(saved.rated_by(user))} they rated):")
     return EXIT_CODES['ok']
@@ -90,11 +91,12 @@ def _recommend_all(args):
     "`recommend --all-users`: every user's top `-n` written to `--out` (checked before any work), with a bar on a terminal."
     if not args.out: raise ValueError('--all-users writes a file: give --out recs.parquet (or .csv).')
     out = products.check_table_path(args.out)
-    saved = load_model(args.model)
-    from fastprogress.fastprogress import progress_bar  # only for a bar on a terminal
-    path, rows = products.recommend_all_users(saved, args.n, out, progress_bar if _bars(args) else None)
+    with output_lock(out):  # a second run writing the same file is turned away before any work
+        saved = load_model(args.model)
+        from fastprogress.fastprogress import progress_bar  # only for a bar on a terminal
+        path, rows = products.recommend_all_users(saved, args.n, out, progress_bar if _bars(args) else None)
     _emit(args, dict(out=str(Path(path).resolve()), rows=rows, users=len(saved.users) - 1, n=args.n))
-    _say(args, f"Wrote {rows:,} recommendations for {len(saved.users) - 1:,} users to {path}")
+    _say(args, f"Wrote {rows:,} recommendations for {len(saved.users) - 1:,} users to {shell_path(path)}")
     return EXIT_CODES['ok']
 
 # %% ../nbs/84_cli.ipynb #feadc81c
@@ -109,10 +111,14 @@ def cmd_similar(args):
 # %% ../nbs/84_cli.ipynb #f60fd796
 def cmd_rate(args):
     "The `rate` command: fold a new user in from their ratings and recommend `-n` movies they have not rated."
-    rated = parse_ratings(args.ratings)
-    if args.file: rated.update(read_rate_file(args.file))
+    rated, from_file = parse_ratings(args.ratings), read_rate_file(args.file) if args.file else {}
+    twice = [t for t in from_file if t in rated]
+    if twice: raise ValueError(f"{twice[0]!r} is rated both on the command line ({rated[twice[0]]:g}) and in {args.file} "
+                               f"({from_file[twice[0]]:g}): rate each movie once.")
+    rated.update(from_file)
     if not rated: raise ValueError('Give at least one rating, e.g. collab-lessons rate "Star Wars (1977)=5".')
     rated, recs = products.new_user_top_n(load_model(args.model), rated, args.n)
+    if recs.empty: raise NoResultError(f"The {len(rated)} movie(s) rated are all the model knows: there is nothing left to recommend.")
     _emit(args, dict(rated=rated, recommendations=recs.to_dict(orient='records')), recs,
           heading=f"Top {len(recs)} movies for a new user who rated {len(rated)} movie(s):")
     return EXIT_CODES['ok']

@@ -188,10 +188,31 @@ def _add_bench_command(sub, common):
                                     'and write bench.json, bench.md and time_vs_rmse.png. Takes about 20 minutes on one CPU thread.'))
 
 # %% ../nbs/86_cli_options.ipynb #03508892
+class _Once(argparse._StoreAction):
+    "argparse's `store`, refusing an option given twice (argparse would keep the last value silently) and a list holding one value twice."
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = vars(namespace).setdefault('_given', {})
+        if option_string and self.dest in given:
+            raise argparse.ArgumentError(self, f"given twice ({given[self.dest]} and {option_string} {values}): give it once")
+        if option_string and isinstance(values, list) and len(set(values)) < len(values):
+            raise argparse.ArgumentError(self, f"{next(v for v in values if values.count(v) > 1)} is given twice: list each value once")
+        if option_string: given[self.dest] = f"{option_string} {' '.join(map(str, values)) if isinstance(values, list) else values}"
+        super().__call__(parser, namespace, values, option_string)
+
 class _Parser(argparse.ArgumentParser):
-    "An `ArgumentParser` whose usage errors are one line in Korean and English, like the other errors of the command."
+    "An `ArgumentParser` whose usage errors are one line in Korean and English, like the other errors of the command, and whose options may be given once."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in (None, 'store'): self.register('action', name, _Once)
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, rest = super().parse_known_args(args, namespace)
+        vars(namespace).pop('_given', None)  # only `_Once` reads it
+        return namespace, rest
+
     def error(self, message):
         self.exit(EXIT_CODES['usage'], f"{self.prog}: 오류: {KOREAN['usage']} / error: {one_line(message)}. See {self.prog} --help.\n")
+
 
 # %% ../nbs/86_cli_options.ipynb #0ba5c7d5
 def build_parser():

@@ -58,13 +58,22 @@ def find_title(titles, title):
     return find_index(titles, title, 'movie title')
 
 # %% ../nbs/71_interpret.ipynb #1c2c99f2
+def _same_number(a, b):
+    "Whether the ids `a` and `b` read as the same number though written differently (`042`, `42.0` and `42`)."
+    try: return float(str(a)) == float(str(b))
+    except ValueError: return False
+
 def find_user(users, user):
-    "Index of the user id `user` in `users`; an unknown id raises `UnknownNameError` naming the known range."
+    "Index of the user id `user` in `users`; an unknown id raises `UnknownNameError` naming the id it resembles or the known range."
     try: return find_index(users, user, 'user id')
     except UnknownNameError as e:
         known = [u for u in users if str(u) != '#na#']
+        alike = [u for u in known if _same_number(u, user)][:3]
+        if alike: raise UnknownNameError(f"Unknown user id {user!r}: user ids are matched exactly as written, and this model has no "
+                                         f"user {str(user)!r}. Did you mean {' or '.join(map(str, alike))}?", alike) from None
         raise UnknownNameError(f"Unknown user id {user!r}: the model has no such user. Known user ids run from "
                                f"{min(known)} to {max(known)} ({len(known)} users).", e.suggestions) from None
+
 
 # %% ../nbs/71_interpret.ipynb #332faae7
 def factors_and_biases(model):

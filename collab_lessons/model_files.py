@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from . import __version__
 from .interpret import factors_and_biases, movie_counts, movie_pca, plot_movie_pca
-from .outputs import atomic_folder, atomic_write, check_output_folder, disk_full
+from .outputs import atomic_folder, atomic_write, check_output_folder, disk_full, shell_path
 from .recommend import encode_pairs
 from .model_kinds import KINDS, InfoError, _is_count, _is_number, get_kind, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
 
@@ -144,7 +145,7 @@ def _read_bytes(path):
         raise ModelFileError(f"{path} not found. Train a model first (`collab-lessons course` or `collab-lessons train`) "
                              "or pass the path of an existing model file.") from None
     except IsADirectoryError:
-        inside = f", e.g. {path/'model.pt'}" if (path/'model.pt').is_file() else ''
+        inside = f", e.g. {shell_path(path/'model.pt')}" if (path/'model.pt').is_file() else ''
         raise ModelFileError(f"{path} is a folder, not a model file: pass the model file itself{inside}.") from None
     except (OSError, ValueError) as e:
         raise ModelFileError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e}): check the path.") from None
@@ -162,19 +163,28 @@ def _read_record(path):
     except Exception as e: raise ModelFileError(_unreadable(path, e)) from None
 
 # %% ../nbs/81_model_files.ipynb #9b3a60f3
+def _check_version(version, path):
+    "`ModelFileError` unless this library reads the model-file `version`; a newer one names both versions and says to upgrade."
+    if version in READ_VERSIONS and type(version) is int: return
+    if type(version) is int and version > MODEL_VERSION:
+        raise ModelFileError(f"{path} was written by a newer collab_lessons: it is model-file version {version}, and this "
+                             f"collab_lessons ({__version__}) reads versions {READ_VERSIONS[0]} to {MODEL_VERSION}. Upgrade "
+                             "collab_lessons (pip install -U collab-lessons) to read it, or train the model again with this one.")
+    raise ModelFileError(f"{path} has model-file version {version!r}, which no collab_lessons writes (this one reads versions "
+                         f"{READ_VERSIONS[0]} to {MODEL_VERSION}): it is damaged. Save or train the model again.")
+
 def _check_record(record, path):
     "Raise `ModelFileError` unless `record` looks like a model file of a version (and, from version 2, a kind) this library can read."
     if not isinstance(record, dict) or record.get('format') != MODEL_FORMAT:
         raise ModelFileError(f"{path} is a PyTorch file but not a collab_lessons model file. "
                              "Pass a model file made by `save_model` or `collab-lessons train`.")
-    if record.get('version') not in READ_VERSIONS:
-        raise ModelFileError(f"{path} has model-file version {record.get('version')!r}; this collab_lessons reads "
-                             f"versions {READ_VERSIONS[0]} to {MODEL_VERSION}. Use the matching collab_lessons or train the model again.")
+    _check_version(record.get('version'), path)
     needed = ('info', 'users', 'titles', 'weights', 'seen', 'counts') + (('kind', 'items') if record['version'] >= 2 else ())
     missing = [k for k in needed if k not in record]
     if missing: raise ModelFileError(f"{path} lacks {missing}: it is damaged. Save or train the model again.")
     kind = record.get('kind', 'course')
     _need(kind in KINDS, path, f"its kind {kind!r} is not one of {', '.join(KINDS)}")
+
 
 # %% ../nbs/81_model_files.ipynb #a58a19a0
 WEIGHT_SHAPES = {'user_factors.weight': ('users', 'n_factors'), 'user_bias.weight': ('users', 1),

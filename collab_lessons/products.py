@@ -20,12 +20,13 @@ from .evaluate import popularity_matrix, ranking_metrics
 from .measure import rating_metrics
 from .interpret import find_title, similar_movies
 from .model_files import COURSE_FILES, save_trained
-from .outputs import atomic_write, check_output_file, check_output_folder
+from .errors import NoResultError
+from .outputs import atomic_write, check_output_file, check_output_folder, output_lock
 from .fast import encode_ids
 from .model_kinds import get_kind, kinds_that, train_kind
 from .ratings import DataError
 from .own_ratings import load_ratings
-from .recommend import recommend_new_user, top_unseen
+from .recommend import rated_titles, recommend_new_user, top_unseen
 from .splits import SPLITS, load_split, split_random
 
 # %% ../nbs/82_products.ipynb #87068d15
@@ -36,12 +37,17 @@ def check_training_data(dataset, ratings=None, items=None, split='random', colum
     if not ratings and (items or any((columns or {}).values())):
         raise ValueError("--items and the --*-col options describe a --ratings file: give --ratings PATH too.")
 
+def _some_ratings(table, source):
+    "`table` if it holds at least one rating; a `DataError` naming `source` otherwise (a file that holds only its header line)."
+    if len(table): return table
+    raise DataError(f"{source} holds no ratings: there are no rows below its header. Add one rating per line, or pass another file.")
+
 def training_frames(dataset='ml-100k', ratings=None, items=None, split='random', seed=42, columns=None):
     "Training and held-out ratings: ML-100k's canonical `split`, or a seeded random 80/20 split of `dataset` or of your `ratings` file."
     if split != 'random': return load_split(split)
     columns = {k: v for k, v in (columns or {}).items() if v}
     table = load_ratings(ratings, items=items, **columns) if ratings else load_ratings(dataset)
-    return split_random(table.drop(columns='timestamp', errors='ignore'), 0.2, seed)  # training needs no times: a column less to copy
+    return split_random(_some_ratings(table, ratings or dataset).drop(columns='timestamp', errors='ignore'), 0.2, seed)  # training needs no times: a column less to copy
 
 # %% ../nbs/82_products.ipynb #0204521c
 def train_model(kind, train, held_out, out, dataset, split, progress=False, device=None, **opts):
@@ -76,17 +82,29 @@ def with_rank(table):
     "`table` with a 1-based `rank` column in front, as the commands show their top-N lists."
     return table.reset_index(drop=True).rename_axis('rank').reset_index().assign(rank=lambda d: d['rank'] + 1)
 
+def _nothing_similar(saved, i, min_ratings):
+    "Why no item is similar to the item at `i` with at least `min_ratings` ratings: how many the most-rated other item has."
+    counts = saved.counts.clone()
+    counts[[0, i]] = -1
+    top = int(counts.argmax())
+    if counts[top] < 0: return f"The model knows no item other than {saved.titles[i]}, so there is nothing to compare it with."
+    return (f"No item other than {saved.titles[i]} has {min_ratings} or more training ratings: the most-rated one, {saved.titles[top]}, "
+            f"has {int(counts[top])}. Give --min-ratings {int(counts[top])} or less.")
+
 def similar_to_title(saved, title, n=10, min_ratings=0):
-    "`title` as the model spells it and its `n` most similar items, ranked, from a loaded model file of a kind with item vectors."
+    "`title` as the model spells it and its `n` most similar items, ranked; `NoResultError` when no item has `min_ratings` ratings."
     saved = check_kind(saved, 'similar')
-    title = saved.titles[find_title(saved.titles, title)]
-    return title, with_rank(similar_movies(saved.model, saved.titles, title, n, saved.counts, min_ratings))
+    i = find_title(saved.titles, title)
+    sims = similar_movies(saved.model, saved.titles, saved.titles[i], n, saved.counts, min_ratings)
+    if n and not len(sims): raise NoResultError(_nothing_similar(saved, i, min_ratings))
+    return saved.titles[i], with_rank(sims)
 
 def new_user_top_n(saved, rated, n=10):
-    "`rated` (title -> rating) with the titles as the model spells them, and the ranked top `n` for a new user who gave those ratings."
+    "`rated` (title -> rating) with the titles as the model spells them (two naming one movie: `ValueError`), and the ranked top `n` for a new user who gave those ratings."
     saved = check_kind(saved, 'rate')
-    rated = {saved.titles[find_title(saved.titles, t)]: r for t, r in rated.items()}
+    rated = rated_titles(saved.titles, rated)
     return rated, with_rank(recommend_new_user(saved.model, saved.titles, rated, n))
+
 
 # %% ../nbs/82_products.ipynb #afa59dd7
 def all_users_top_n(saved, # a loaded model file (`load_model`)
@@ -128,6 +146,7 @@ def recommend_all_users(saved, n, out, progress=None):
     table = all_users_top_n(saved, n, progress=progress)
     table.insert(2, 'item', np.asarray(saved.items, dtype=object)[table.pop('item_index').to_numpy()])
     table = table.astype({'user': str, 'item': str})
+    if not len(table): raise NoResultError(f"Every user has rated every item the model knows, so there is nothing to recommend; {out} was not written.")
     write = (lambda f: table.to_parquet(f, index=False)) if Path(out).suffix.lower() == '.parquet' else (lambda f: f.write(table.to_csv(index=False).encode()))
     return atomic_write(check_table_path(out), write), len(table)
 
@@ -160,7 +179,7 @@ def evaluate_saved(saved, split=None, test=None, k=10):
                              f"not on {split}.base, so {split}.test may hold ratings it learned from: evaluate it with --test FILE"
                              f"{' or --split ' + trained_on if trained_on in SPLITS else ''}, or train it with --split {split}.")
         test = load_split(split)[1]
-    else: test = load_ratings(str(test))
+    else: test = _some_ratings(load_ratings(str(test)), test)
     by_title = [str(i) for i in saved.items] == [str(t) for t in saved.titles]  # course files key their items by title
     test = test.assign(movie=test.title) if by_title else test
     return evaluate_model(saved.model, saved.users, saved.items, saved.seen[:saved.info.get('n_train', len(saved.seen))], saved.counts, test, k,
@@ -172,10 +191,11 @@ def run_train_command(kind, out, *, dataset='ml-100k', ratings=None, items=None,
     "`collab-lessons train`: check the options and `out` before any work, read and split the ratings, train a model of `kind` and save it; return the result row."
     check_training_data(dataset, ratings, items, split, columns)
     check_output_file(out)
-    say(f"Loading {ratings or dataset} ({split} split) ...")
-    train, held_out = training_frames(dataset, ratings, items, split, seed, columns)
-    say(f"Training a {kind} model on {len(train):,} ratings ...")
-    return train_model(kind, train, held_out, out, str(ratings or dataset), split, progress, seed=seed, **opts)
+    with output_lock(out):  # a second run writing the same file is turned away before any work
+        say(f"Loading {ratings or dataset} ({split} split) ...")
+        train, held_out = training_frames(dataset, ratings, items, split, seed, columns)
+        say(f"Training a {kind} model on {len(train):,} ratings ...")
+        return train_model(kind, train, held_out, out, str(ratings or dataset), split, progress, seed=seed, **opts)
 
 # %% ../nbs/82_products.ipynb #6d6fb8c1
 def run_course_command(dataset, out, final_only=False, epochs=5, bars=False, log=None, say=print, device=None):
@@ -184,10 +204,11 @@ def run_course_command(dataset, out, final_only=False, epochs=5, bars=False, log
     from collab_lessons.model_files import save_course
     check_output_folder(out, COURSE_FILES)
     steps = [s for s in COURSE_STEPS if s['step'] == FINAL_STEP] if final_only else COURSE_STEPS
-    say(f"Loading {dataset} ...")
-    ratings = load_ratings(dataset)
-    say(f"Training {len(steps)} course step(s), {epochs} epochs each, on {len(ratings):,} ratings ...")
-    table, learners = run_course(ratings, steps, epochs, bars, log, device=device)
-    paths = save_course(out, table, learners[FINAL_STEP], ratings, dataset)
+    with output_lock(out):  # a second run writing the same folder is turned away before any work
+        say(f"Loading {dataset} ...")
+        ratings = load_ratings(dataset)
+        say(f"Training {len(steps)} course step(s), {epochs} epochs each, on {len(ratings):,} ratings ...")
+        table, learners = run_course(ratings, steps, epochs, bars, log, device=device)
+        paths = save_course(out, table, learners[FINAL_STEP], ratings, dataset)
     return dict(dataset=dataset, output_folder=str(Path(out).resolve()), files=[p.name for p in paths],
                 results=table.to_dict(orient='records')), table

@@ -6,7 +6,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/recommend.html.md"""
 
 # %% auto #0
 __all__ = ['encode_pairs', 'seen_by', 'sigmoid_range', 'predict_for_user', 'user_predictions', 'top_unseen', 'recommend',
-           'most_rated', 'bias_only', 'fold_in', 'check_rating', 'recommend_new_user', 'parse_ratings',
+           'most_rated', 'bias_only', 'fold_in', 'check_rating', 'rated_titles', 'recommend_new_user', 'parse_ratings',
            'read_rate_file']
 
 # %% ../nbs/76_recommend.ipynb #ecc01ef3
@@ -102,25 +102,43 @@ def check_rating(title, rating, low=0.5, high=5.0):
         raise ValueError(f"Rating {rating!r} for {title!r} is not a number between {low} and {high}.")
     return value
 
+# %% ../nbs/76_recommend.ipynb #c5e7a001
+def rated_titles(titles, rated):
+    "`rated` (title -> rating) keyed by each movie's title as `titles` spells it; a `ValueError` when two entries name one movie."
+    found = {}
+    for title, rating in rated.items():
+        i = find_title(titles, title)
+        if i in found: raise ValueError(f"{found[i][0]!r}={found[i][1]} and {title!r}={rating} both rate the movie {titles[i]}: "
+                                        "rate each movie once.")
+        found[i] = title, rating
+    return {str(titles[i]): rating for i, (_, rating) in found.items()}
+
+
 # %% ../nbs/76_recommend.ipynb #99ac17bc
 def recommend_new_user(model, titles, rated, n=10, **kwargs):
     "Top `n` movies for a new user who gave `rated` (a dict title -> rating), by `fold_in` with the movies frozen."
     if not rated: raise ValueError("Rate at least one movie, e.g. {'Star Wars (1977)': 5}.")
+    rated = rated_titles(titles, rated)
     idxs = [find_title(titles, t) for t in rated]
     values = [check_rating(t, r) for t, r in rated.items()]
     vector, bias = fold_in(model, idxs, values, **kwargs)
     return top_unseen(predict_for_user(model, vector, bias), titles, idxs, n)
 
+
 # %% ../nbs/76_recommend.ipynb #19c6d372
 def parse_ratings(items, where='argument'):
-    "Turn `TITLE=RATING` strings into a dict title -> rating, with a `ValueError` naming the bad item."
-    rated = {}
+    "Turn `TITLE=RATING` strings into a dict title -> rating, with a `ValueError` naming the bad item or a title given twice."
+    rated, first = {}, {}
     for i, item in enumerate(items, 1):
         title, sep, rating = str(item).rpartition('=')
-        if not sep or not title.strip():
+        title = title.strip()
+        if not sep or not title:
             raise ValueError(f"{where} {i} ({item!r}) is not TITLE=RATING; write e.g. \"Star Wars (1977)=5\".")
-        rated[title.strip()] = check_rating(title.strip(), rating.strip())
+        if title in rated: raise ValueError(f"{where} {i} ({item!r}) rates the same movie as {where} {first[title]} "
+                                            f"({items[first[title] - 1]!r}): rate each movie once.")
+        rated[title], first[title] = check_rating(title, rating.strip()), i
     return rated
+
 
 # %% ../nbs/76_recommend.ipynb #725dacd2
 def read_rate_file(path):

@@ -397,3 +397,17 @@ def test_device_option_is_checked_at_parse_time_and_reaches_training(capsys, mon
         assert seen.pop(command) == 'cpu'
         main([command, '--out', str(tmp_path/command), '-q'])
         assert seen.pop(command) is None
+
+
+def test_readme_and_help_list_every_exit_code():
+    "The README's exit-code table, `--help`'s list and the errors notebook's table name every code of `EXIT_CODES`, and no other."
+    root = Path(__file__).parents[1]
+    readme = (root/'README.md').read_text()
+    table = readme[readme.index('| code | meaning |'):].split('\n\n')[0]
+    in_readme = {int(n) for row in table.splitlines()[2:] for n in re.findall(r'\d+', row.split('|')[1])}
+    from collab_lessons.errors import EXIT_HELP
+    in_help = {int(n) for n in re.findall(r'\b(\d+) ', EXIT_HELP)}
+    nb = json.loads((root/'nbs/83_errors.ipynb').read_text())
+    ko = next(''.join(c['source']) for c in nb['cells'] if '| 종료 코드 | 뜻 |' in ''.join(c['source']))
+    in_notebook = {int(row.split('|')[1]) for row in ko.splitlines() if re.match(r'\| \d+ \|', row)}
+    assert in_readme == in_help == in_notebook == set(EXIT_CODES.values())

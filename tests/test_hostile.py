@@ -290,12 +290,14 @@ def test_two_runs_saving_the_same_file_at_once(tmp_path, model, monkeypatch):
     "Run B saves the whole file while run A is half-way through writing: both finish, the file is complete."
     torch.manual_seed(1)
     other = DotProductBias(len(USERS), len(TITLES), 4)
-    path, real_save, pids = tmp_path/'m.pt', torch.save, iter([1001, 2002])  # two processes
-    monkeypatch.setattr(outputs.os, 'getpid', lambda: next(pids))
+    path, real_save, pid = tmp_path/'m.pt', torch.save, [1001]  # two processes: A is 1001, B 2002
+    monkeypatch.setattr(outputs.os, 'getpid', lambda: pid[0])
     def interleaved(obj, f):
         f.write(b'half')
         monkeypatch.setattr(mf.torch, 'save', real_save)
+        pid[0] = 2002
         save_model(path, other, USERS, TITLES)  # run B, start to finish
+        pid[0] = 1001
         assert torch.equal(load_model(path).model.user_bias.weight, other.user_bias.weight)
         f.seek(0); f.truncate(); real_save(obj, f)
     monkeypatch.setattr(mf.torch, 'save', interleaved)
@@ -355,3 +357,249 @@ def test_ctrl_c_exits_130(model_file, monkeypatch, capsys):
                                         '다시 실행하세요. / error: interrupted with Ctrl-C. Files are written whole or not at '
                                         'all; run the command again.']
     assert json.loads(out)['exit_code'] == 130
+
+
+# ---------------------------------------------------------------- round three (issue 23): the edges a user still hits
+
+import shlex
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from collab_lessons.errors import EXIT_CODES, LONG_LINE
+from collab_lessons.model_files import COURSE_FILES, MODEL_VERSION
+
+ROOT = Path(__file__).parents[1]
+
+
+def error_line(err):
+    "The one error line on stderr, checked to be one line; returns its English part."
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[-1].partition(' / error: ')[2]
+
+
+@pytest.fixture
+def rated_model_file(tmp_path, model):
+    "A model file whose titles have 3, 2, 1 and 1 training ratings."
+    ratings = pd.DataFrame({'user': [3, 7, 11, 3, 7, 11, 3], 'rating': [5, 4, 3, 2, 1, 4, 5],
+                            'title': ['A (1990)', 'A (1990)', 'A (1990)', 'B (1991)', 'B (1991)', 'C (1992)', 'D (1993)']})
+    return str(save_model(tmp_path/'rated.pt', model, USERS, TITLES, ratings))
+
+
+def test_similar_with_nothing_above_min_ratings_is_one_line_exit_9(rated_model_file, capsys):
+    assert main(['similar', 'A (1990)', '--min-ratings', '100000', '--model', rated_model_file]) == EXIT_CODES['no_result'] == 9
+    out, err = capsys.readouterr()
+    assert out == '' and error_line(err) == ('No item other than A (1990) has 100000 or more training ratings: the most-rated one, '
+                                             'B (1991), has 2. Give --min-ratings 2 or less.')
+    assert main(['similar', 'A (1990)', '--min-ratings', '2', '--model', rated_model_file, '--json']) == 0
+    assert [r['title'] for r in json.loads(capsys.readouterr().out)['similar']] == ['B (1991)']
+
+
+def test_header_only_ratings_file_says_it_holds_no_ratings(tmp_path, model_file, capsys):
+    header = write(tmp_path/'header.csv', 'userId,movieId,rating\n')
+    assert main(['train', '--ratings', str(header), '--epochs', '1', '--out', str(tmp_path/'m.pt'), '-q']) == EXIT_CODES['data']
+    detail = error_line(capsys.readouterr().err)
+    assert detail.startswith(f'{header} holds no ratings: there are no rows below its header') and 'valid_pct' not in detail
+    assert main(['evaluate', '--test', str(header), '--model', model_file, '-q']) == EXIT_CODES['data']
+    assert error_line(capsys.readouterr().err).startswith(f'{header} holds no ratings')
+    assert not (tmp_path/'m.pt').exists()
+
+
+@pytest.fixture
+def tiny_csv(tmp_path, tiny_ratings):
+    return write(tmp_path/'tiny.csv', tiny_ratings.drop(columns='title').to_csv(index=False))
+
+
+def test_paths_printed_to_copy_are_shell_quoted(tmp_path, tiny_csv, tiny_ratings, capsys, monkeypatch):
+    folder = tmp_path/"내 모델 dir"/"it's"
+    out = folder/'m 1.pt'
+    assert main(['train', '--ratings', str(tiny_csv), '--epochs', '1', '--factors', '4', '--out', str(out)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    hint = next(l for l in lines if l.startswith('Next: '))
+    assert shlex.split(hint)[-2:] == ['--model', str(out)] and shlex.split(hint)[1:5] == ['collab-lessons', 'recommend', '--user', '42']
+    saved = next(l for l in lines if l.startswith('Saved the model to '))
+    assert shlex.split(saved.removeprefix('Saved the model to ')) == [str(out.resolve())]
+    recs = folder/'recs all.csv'
+    assert main(['recommend', '--all-users', '--out', str(recs), '--model', str(out)]) == 0
+    wrote = capsys.readouterr().err.strip().splitlines()[-1]
+    assert shlex.split(wrote.partition(' users to ')[2]) == [str(recs)]
+    from collab_lessons import products
+    monkeypatch.setattr(products, 'load_ratings', lambda name: tiny_ratings)
+    course = folder/'course out'
+    assert main(['course', '--final-only', '--epochs', '1', '--out', str(course)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert shlex.split(next(l for l in lines if l.startswith('Next: ')))[-1] == str(course/'model.pt')
+    assert shlex.split(next(l for l in lines if l.startswith('Saved ')).partition(' in ')[2]) == [str(course.resolve())]
+
+
+def test_every_error_line_is_bounded_and_cuts_long_values(tmp_path, model_file, capsys):
+    long_title = 'Star Wars ' * 1000
+    f = write(tmp_path/'mine.txt', f'{long_title}=5\n')
+    assert main(['rate', '--file', str(f), '--model', model_file]) == EXIT_CODES['unknown_name']
+    err = capsys.readouterr().err
+    assert len(err) < 700 and '…' in err and error_line(err).endswith("': the model has no such movie title. Check the spelling.")
+    assert main(['rate', f'{long_title}=seven', '--model', model_file]) == EXIT_CODES['usage']
+    err = capsys.readouterr().err
+    assert len(err) < 700 and 'is not a number between 0.5 and 5.' in error_line(err)
+    with pytest.raises(SystemExit) as e: main(['similar', 'A (1990)', 'x' * 10_000])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err) < 700 and 'unrecognized arguments: xxx' in error_line(err)
+    assert main(['recommend', '--user', 'y' * 10_000, '--model', model_file]) == EXIT_CODES['unknown_name']
+    assert len(error_line(capsys.readouterr().err)) <= LONG_LINE
+
+
+@pytest.mark.parametrize('lines, says', [
+    (['Star Wars (1977)=5', 'star wars (1977)=1'], "'Star Wars (1977)'=5.0 and 'star wars (1977)'=1.0 both rate the movie Star Wars (1977)"),
+    (['Star Wars (1977)=5', 'Fargo (1996)=3', 'Star Wars (1977)=1'], "rating 3 ('Star Wars (1977)=1') rates the same movie as"),
+])
+def test_rate_naming_one_movie_twice_is_refused(tmp_path, capsys, lines, says):
+    from collab_lessons.bias import DotProductBias as DPB
+    titles = ['#na#', 'Star Wars (1977)', 'Fargo (1996)', 'Alien (1979)']
+    torch.manual_seed(0)
+    path = str(save_model(tmp_path/'m.pt', DPB(3, len(titles), 3), ['#na#', 1, 2], titles))
+    f = write(tmp_path/'mine.txt', '\n'.join(lines) + '\n')
+    assert main(['rate', '--file', str(f), '--model', path, '--json']) == EXIT_CODES['usage']
+    out, err = capsys.readouterr()
+    assert says in error_line(err) and 'rate each movie once' in err and json.loads(out)['kind'] == 'usage'
+    assert main(['rate', 'STAR WARS (1977)=2', '--file', str(write(tmp_path/'one.txt', 'Star Wars (1977)=5\n')), '--model', path]) == 2
+    assert 'both rate the movie Star Wars (1977)' in error_line(capsys.readouterr().err)
+    assert main(['rate', 'Fargo (1996)=2', '--file', str(write(tmp_path/'two.txt', 'Fargo (1996)=4\n')), '--model', path]) == 2
+    assert "'Fargo (1996)' is rated both on the command line (2) and in" in error_line(capsys.readouterr().err)
+
+
+def test_an_option_given_twice_is_refused(capsys):
+    for argv, says in [(['train', '--out', 'a.pt', '--out', 'b.pt'], 'argument --out: given twice (--out a.pt and --out b.pt)'),
+                       (['train', '--model-kind', 'bpmf', '--ranks', '5', '10', '5'], 'argument --ranks: 5 is given twice'),
+                       (['similar', 'x', '-n', '3', '-n', '4'], 'argument -n: given twice (-n 3 and -n 4)')]:
+        with pytest.raises(SystemExit) as e: main(argv)
+        assert e.value.code == 2 and says in error_line(capsys.readouterr().err)
+
+
+def _no_work(monkeypatch):
+    "Make loading a model or ratings fail loudly, so a test sees that a command stopped before any work."
+    import collab_lessons.cli as cli
+    from collab_lessons import products
+    def work(*args, **kwargs): raise AssertionError('worked although the output cannot be written')
+    monkeypatch.setattr(cli, 'load_model', work)
+    monkeypatch.setattr(products, 'load_ratings', work)
+
+
+def test_output_where_no_file_can_be_created_fails_before_any_work(tmp_path, model_file, monkeypatch, capsys):
+    "root passes `os.access` everywhere: a folder where creating a file fails (simulated here, real below) must still be exit 6."
+    _no_work(monkeypatch)
+    locked = tmp_path/'locked'
+    locked.mkdir()
+    real_open = os.open
+    def refuse_in_locked(path, *args, **kwargs):
+        if Path(path).parent == locked: raise PermissionError(1, 'Operation not permitted', str(path))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(outputs.os, 'open', refuse_in_locked)
+    for argv in (['recommend', '--all-users', '--out', str(locked/'recs.csv'), '--model', model_file],
+                 ['train', '--out', str(locked/'m.pt')], ['course', '--out', str(locked/'out')]):
+        assert main(argv + ['-q']) == EXIT_CODES['output'] == 6
+        assert error_line(capsys.readouterr().err).endswith(f'no file can be created in the folder {locked} (Operation not permitted). '
+                                                            'Choose a folder you can write to.')
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path('/proc/self').exists(), reason='needs Linux /proc')
+def test_output_in_proc_or_an_immutable_folder_is_exit_6(tmp_path, model_file, monkeypatch, capsys):
+    _no_work(monkeypatch)
+    assert main(['recommend', '--all-users', '--out', '/proc/recs.csv', '--model', model_file, '-q']) == 6
+    assert 'no file can be created in the folder /proc' in error_line(capsys.readouterr().err)
+    frozen = tmp_path/'frozen'
+    frozen.mkdir()
+    if subprocess.run(['chattr', '+i', str(frozen)], capture_output=True).returncode: pytest.skip('chattr +i is not allowed here')
+    try:
+        for argv in (['recommend', '--all-users', '--out', str(frozen/'recs.csv'), '--model', model_file], ['train', '--out', str(frozen/'m.pt')]):
+            assert main(argv + ['-q']) == 6 and f'Cannot write {frozen}/' in error_line(capsys.readouterr().err)
+    finally: subprocess.run(['chattr', '-i', str(frozen)])
+
+
+def test_user_id_written_another_way_names_the_known_id(model_file, capsys):
+    for typed in ('007', '7.0', '+7'):
+        assert main(['recommend', '--user', typed, '--model', model_file]) == EXIT_CODES['unknown_name']
+        assert error_line(capsys.readouterr().err) == (f"Unknown user id {typed!r}: user ids are matched exactly as written, and this "
+                                                       f"model has no user {typed!r}. Did you mean 7?")
+    assert main(['recommend', '--user', '8', '--model', model_file]) == 5
+    assert 'Known user ids run from 3 to 11' in capsys.readouterr().err
+
+
+def test_model_file_of_a_newer_version_names_both_versions(tmp_path, model_file, capsys):
+    newer = tmp_path/'newer.pt'
+    torch.save(dict(torch.load(model_file, weights_only=True), version=MODEL_VERSION + 1), newer)
+    assert main(['recommend', '--user', '3', '--model', str(newer)]) == EXIT_CODES['model_file']
+    detail = error_line(capsys.readouterr().err)
+    assert f'written by a newer collab_lessons: it is model-file version {MODEL_VERSION + 1}' in detail
+    assert f'reads versions 1 to {MODEL_VERSION}. Upgrade collab_lessons' in detail
+
+
+# Two runs at once. `DRIVER` runs the real command line in its own process on a tiny table (no download); with a
+# signal file it writes that file once it holds the output lock and waits for a "go" file before it reads any data.
+DRIVER = '''
+import sys, time, pathlib
+import pandas as pd
+from collab_lessons import products
+table, ready = pd.read_csv(sys.argv[1]), pathlib.Path(sys.argv[2])
+def load(*args, **kwargs):
+    if ready.name != 'none':
+        ready.write_text('holding the lock')
+        for _ in range(600):
+            if ready.with_suffix('.go').exists(): break
+            time.sleep(0.1)
+    return table
+products.load_ratings = load
+from collab_lessons.cli import main
+sys.exit(main(sys.argv[3:]))
+'''
+
+
+def _driver(tmp_path, tiny_ratings, ready, argv):
+    script, data = tmp_path/'driver.py', tmp_path/'tiny_titles.csv'
+    script.write_text(DRIVER)
+    if not data.exists(): tiny_ratings.to_csv(data, index=False)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    return subprocess.Popen([sys.executable, str(script), str(data), str(ready), *argv, '-q'], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, proc, seconds=120):
+    for _ in range(seconds * 10):
+        if path.exists() or proc.poll() is not None: return
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize('command, out', [('train', 'out/m.pt'), ('course', 'course_out')])
+def test_two_runs_into_one_output_give_one_whole_result_and_one_clear_message(tmp_path, tiny_ratings, monkeypatch, capsys, command, out):
+    "The first run is another process holding the output; the second (this process, on the same tiny table) is turned away."
+    extra = ['--epochs', '2', '--factors', '4'] if command == 'train' else ['--final-only', '--epochs', '1']
+    later = ['--epochs', '1', '--factors', '4'] if command == 'train' else ['--final-only', '--epochs', '2']
+    ready = tmp_path/'first.ready'
+    first = _driver(tmp_path, tiny_ratings, ready, [command, '--out', out, *extra])
+    _wait_for(ready, first)
+    assert ready.exists(), first.communicate()
+    from collab_lessons import products
+    monkeypatch.setattr(products, 'load_ratings', lambda *args, **kwargs: tiny_ratings)
+    monkeypatch.chdir(tmp_path)
+    code = main([command, '--out', out, *later, '-q'])
+    ready.with_suffix('.go').write_text('go')
+    assert first.wait(timeout=300) == 0, first.communicate()
+    assert code == EXIT_CODES['output']
+    assert f'{out} is being written by another collab-lessons run (process {first.pid})' in error_line(capsys.readouterr().err)
+    model = tmp_path/out if command == 'train' else tmp_path/out/'model.pt'
+    assert load_model(model).info['epochs'] == (2 if command == 'train' else 1)  # the first run's whole result
+    if command == 'course': assert sorted(p.name for p in (tmp_path/out).iterdir()) == sorted(COURSE_FILES)
+    assert not [p.name for p in tmp_path.rglob('.*')]  # no lock or temporary file left
+
+
+@pytest.mark.slow  # two more processes (~25 s on a busy core); the test above covers the lock deterministically
+def test_two_train_runs_started_together_leave_one_whole_model(tmp_path, tiny_ratings):
+    runs = [_driver(tmp_path, tiny_ratings, tmp_path/'none', ['train', '--out', 'm.pt', '--epochs', str(e), '--factors', '4'])
+            for e in (1, 2)]
+    codes = sorted(r.wait(timeout=300) for r in runs)
+    assert codes in ([0, 0], [0, EXIT_CODES['output']]), [r.communicate() for r in runs]
+    assert load_model(tmp_path/'m.pt').info['epochs'] in (1, 2)
+    assert not [p.name for p in tmp_path.rglob('.*')]

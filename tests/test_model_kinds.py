@@ -201,7 +201,7 @@ print(codes, 'fastai' in sys.modules, sorted(m for m in sys.modules if m.startsw
 def test_query_commands_do_not_import_fastai(shop):
     folder, _ = shop
     model = str(trained(folder, 'fast'))
-    argvs = [['recommend', '--user', 'c3', '--model', model, '-q'], ['similar', 'SKU-03', '--model', model, '-q'],
+    argvs = [['recommend', '--user', 'c3', '--model', model, '-q'], ['similar', 'SKU-03', '--min-ratings', '0', '--model', model, '-q'],
              ['rate', 'SKU-03=5', '--model', model, '-q'], ['evaluate', '--model', model, '--test', str(folder/'later.csv'), '-q'],
              ['recommend', '--all-users', '--model', model, '--out', str(folder/'q.csv'), '-q']]
     done = subprocess.run([sys.executable, '-c', QUERY.format(argvs=', '.join(map(repr, argvs)))],
