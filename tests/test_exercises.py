@@ -63,21 +63,67 @@ def figures(lesson):
     return sum('image/png' in o.get('data', {}) for c in cells(lesson) for o in c.get('outputs', []))
 
 
-def test_every_exercise_has_a_hint_and_a_solution_and_counts(capsys):
+COURSE = CORE + ['71_interpret']  # the lessons a learner reads in order
+# Lessons whose closing sections are not written yet; strict, so the mark must go once they are.
+UNFINISHED = {'71_interpret': 'its exercises have no hints or worked solutions and it has no 복습 질문 yet'}
+
+
+def idea(lesson):
+    "The lesson's question or first idea: the first Korean paragraph after the title, without the time line."
+    for c in cells(lesson)[1:]:
+        if c['cell_type'] != 'markdown': continue
+        for para in re.split(r'\n\s*\n', ''.join(c['source'])):
+            para = para.strip()
+            if para and not para.startswith(('⏱', '#', '>')) and re.search('[가-힣]', para): return para
+        return ''
+    return ''
+
+
+def course_row(lesson):
+    ex, qs = numbered(lesson, '연습 문제'), numbered(lesson, '복습 질문')
+    return dict(lesson=lesson, idea=idea(lesson), figures=figures(lesson), exercises=len(ex),
+                hints=sum(len(details(t, HINT)) == 1 for t in ex.values()),
+                solutions=sum(len(details(t, SOLUTION)) == 1 for t in ex.values()),
+                questions=len(qs), answered=sum(len(details(t, ANSWER)) == 1 for t in qs.values()))
+
+
+def lenient_count(lesson, title):
+    "Items of a section written as a plain list inside its heading cell (`1. ...`), not as **N.** cells."
+    text = next((''.join(c['source']) for c in cells(lesson) if c['cell_type'] == 'markdown'
+                 and ''.join(c['source']).startswith(f'## {title}')), '')
+    return len(re.findall(r'^\d+\. ', text, flags=re.M)) + len(re.findall(r'^\*\*\d+\.\*\*', text, flags=re.M))
+
+
+def test_course_table(capsys):
+    "Print, per course lesson, its question or idea, figures, exercises, hints, solutions and review questions."
     rows = []
-    for lesson in CORE:
-        ex, qs = numbered(lesson, '연습 문제'), numbered(lesson, '복습 질문')
-        solved = [n for n, t in ex.items() if len(details(t, HINT)) == 1 and len(details(t, SOLUTION)) == 1]
-        answered = [n for n, t in qs.items() if len(details(t, ANSWER)) == 1]
-        rows.append(dict(lesson=lesson, exercises=len(ex), with_hint_and_solution=len(solved),
-                         questions=len(qs), answered=len(answered), figures=figures(lesson)))
+    for lesson in COURSE:
+        try: rows.append(course_row(lesson))
+        except AssertionError:  # sections not in the **N.** form: count what is there as unnumbered
+            rows.append(dict(lesson=lesson, idea=idea(lesson), figures=figures(lesson),
+                             exercises=lenient_count(lesson, '연습 문제'), hints=0, solutions=0,
+                             questions=lenient_count(lesson, '복습 질문'), answered=0))
     table = pd.DataFrame(rows).set_index('lesson')
+    table['idea'] = table.idea.str.replace(r'\*\*', '', regex=True).str.slice(0, 48)
     with capsys.disabled(): print('\n' + table.to_string() + f"\ntotal questionnaire questions: {table.questions.sum()}")
-    assert (table.exercises > 0).all(), table
-    assert (table.with_hint_and_solution == table.exercises).all(), f"exercises without a hint or solution:\n{table}"
-    assert (table.answered == table.questions).all(), f"questions without an answer:\n{table}"
-    assert (table.questions >= 5).all() and table.questions.sum() >= 40, table
-    assert (table.figures >= 1).all(), f"a core lesson without a stored figure:\n{table}"
+    assert len(table) == len(COURSE) and table.figures.sum() > 0, table
+
+
+@pytest.mark.parametrize('lesson', [pytest.param(l, marks=pytest.mark.xfail(strict=True, reason=UNFINISHED[l]))
+                                    if l in UNFINISHED else l for l in COURSE])
+def test_course_lesson_is_complete(lesson):
+    "Each course lesson has a question or idea, a figure, exercises each with a hint and a solution, answered review questions."
+    row = course_row(lesson)
+    assert row['idea'], f'{lesson}: no Korean paragraph after the title'
+    zero = [k for k in ('figures', 'exercises', 'solutions', 'questions') if not row[k]]
+    assert not zero, f'{lesson}: no {", ".join(zero)}: {row}'
+    assert row['exercises'] == row['solutions'] == row['hints'], f'{lesson}: exercises without a hint or solution: {row}'
+    assert row['answered'] == row['questions'], f'{lesson}: review questions without an answer: {row}'
+
+
+def test_core_has_enough_review_questions():
+    questions = [len(numbered(lesson, '복습 질문')) for lesson in CORE]
+    assert min(questions) >= 5 and sum(questions) >= 40, dict(zip(CORE, questions))
 
 
 @pytest.mark.parametrize('lesson', CORE)

@@ -162,3 +162,42 @@ def test_lesson_opens_clean_and_runs_in_jupyterlab(lab_page, lab, lab_shots, kor
     stderr = [(src, ''.join(o['text'])) for src, o in outputs if o.get('name') == 'stderr']
     assert not [e for e in stderr if 'Traceback' in e[1] or 'Error' in e[1]], stderr
     assert not page.outside_requests, f"JupyterLab tried to reach outside: {page.outside_requests}"
+
+
+FIRST_LESSON = '20_dot_product.ipynb'
+FIRST_SCREEN_JS = """([sel, text]) => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer, .jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+  const box = panel.getBoundingClientRect();
+  const hit = [...document.querySelectorAll(`.jp-NotebookPanel:not(.lm-mod-hidden) ${sel}`)]
+      .find(e => e.textContent.replace(/\\s+/g, ' ').includes(text));
+  if (!hit) return null;
+  const r = hit.getBoundingClientRect();
+  return {top: r.top, bottom: r.bottom, panelTop: box.top, panelBottom: Math.min(box.bottom, innerHeight),
+          scrollTop: panel.scrollTop};
+}"""
+
+
+def first_idea(nb_path):
+    "Title and first Korean paragraph after it (the time line left out) of a lesson notebook, as stored."
+    cells = [''.join(c['source']) for c in json.loads(nb_path.read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'markdown']
+    title = cells[0].splitlines()[0].lstrip('# ').strip()
+    paras = [p.strip() for c in cells[1:2] for p in c.split('\n\n') if p.strip() and not p.startswith(('⏱', '>'))]
+    return title, paras[0]
+
+
+def test_first_screen_shows_title_and_idea(lab_page, lab, lab_shots):
+    "The learner who opens 20_dot_product sees its title and its first idea without scrolling."
+    page, (url, nbs) = lab_page, lab
+    title, idea = first_idea(nbs/FIRST_LESSON)
+    page.goto(url + f'lab/tree/{FIRST_LESSON}?reset')
+    page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedMarkdown h1').first.wait_for()
+    page.wait_for_timeout(3000)   # let the rendered markdown and the layout settle
+    page.screenshot(path=str(lab_shots/'first_screen_20.png'))
+    # the idea as the page shows it: markdown rendered, so compare the first 30 plain characters
+    plain = idea.replace('`', '').replace('**', '')[:30]
+    for sel, text in [('.jp-RenderedMarkdown h1', title), ('.jp-RenderedMarkdown p', plain)]:
+        box = page.evaluate(FIRST_SCREEN_JS, [sel, text])
+        assert box, f"{FIRST_LESSON}: {text!r} is not rendered in JupyterLab"
+        assert box['scrollTop'] == 0, f'the notebook opened scrolled ({box})'
+        assert box['panelTop'] <= box['top'] and box['bottom'] <= box['panelBottom'], \
+            f"{FIRST_LESSON}: {text!r} is not on the first screen: {box} (viewport {page.viewport_size})"

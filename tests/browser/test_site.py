@@ -130,3 +130,16 @@ def test_search_finds_a_class(page, base_url):
     results = page.locator('#pagefind-search .pagefind-ui__result-link')
     results.first.wait_for(timeout=15_000)
     assert any('bias.html' in h for h in results.evaluate_all('els => els.map(a => a.href)'))
+
+
+def test_bias_page_shows_the_model_source(page, base_url, shots):
+    "Lesson 40's page shows the source of `class DotProductBias` as code (nbdev `#| exports`), not only its signature."
+    page.goto(base_url + 'bias.html')
+    code = page.locator('article pre').filter(has_text='class DotProductBias')
+    assert code.count() >= 1, "bias.html shows no code block with `class DotProductBias`"
+    block = code.first
+    block.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots/'bias_source.png'))
+    assert block.is_visible()
+    text = block.inner_text()
+    assert 'def forward' in text and 'self.user_bias' in text, f'not the model source: {text[:300]!r}'
