@@ -232,7 +232,7 @@ def train_command(kind='fast', # a registered kind that trains data-parallel (`M
                   **opts): # training options by `train_kind`'s names (`None` keeps the kind's own); `wd` is the L2 weight
     "`collab-lessons train --nproc N`: a kind that trains data-parallel, on N local ranks (torchrun, gloo), checkpoints beside `out`; returns the summary."
     from collab_lessons.model_kinds import _options, get_kind, kinds_that
-    from collab_lessons.outputs import check_output_file
+    from collab_lessons.outputs import check_output_file, output_lock
     from collab_lessons.own_ratings import load_ratings
     if split != 'random': raise ValueError(f"--nproc trains on a random split: use --split random, not --split {split}.")
     record = get_kind(kind)
@@ -243,10 +243,11 @@ def train_command(kind='fast', # a registered kind that trains data-parallel (`M
     o = _options(record, {k: v for k, v in opts.items() if k != 'wd'})
     l2 = o['l2'] if opts.get('wd') is None else opts['wd']
     out = check_output_file(out)
-    table = load_ratings(ratings, items=items, **(columns or {})) if ratings else load_ratings(dataset)
-    if log: log(f"Training on {len(table):,} ratings with {nproc} rank(s) ...")
-    result = train_local(table, nproc, out, out.with_name(out.name + '.ckpt'), resume, seed=seed, log=log,
-                         epochs=o['epochs'], lr=o['lr'], l2=l2, bs=o['bs'], n_factors=o['n_factors'], device=device)
+    with output_lock(out):  # a second run writing the same file (or checkpoint) is turned away before any work
+        table = load_ratings(ratings, items=items, **(columns or {})) if ratings else load_ratings(dataset)
+        if log: log(f"Training on {len(table):,} ratings with {nproc} rank(s) ...")
+        result = train_local(table, nproc, out, out.with_name(out.name + '.ckpt'), resume, seed=seed, log=log,
+                             epochs=o['epochs'], lr=o['lr'], l2=l2, bs=o['bs'], n_factors=o['n_factors'], device=device)
     return dict(model=record.model_class, kind=record.name, ranks=nproc, dataset=str(ratings or dataset), epochs=o['epochs'],
                 valid_rmse=result['valid_rmse'], valid_mae=result['valid_mae'], seconds=round(sum(h['seconds'] for h in result['history']), 1),
                 model_file=str(Path(result['model_file']).resolve()))

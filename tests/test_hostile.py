@@ -603,3 +603,14 @@ def test_two_train_runs_started_together_leave_one_whole_model(tmp_path, tiny_ra
     assert codes in ([0, 0], [0, EXIT_CODES['output']]), [r.communicate() for r in runs]
     assert load_model(tmp_path/'m.pt').info['epochs'] in (1, 2)
     assert not [p.name for p in tmp_path.rglob('.*')]
+
+
+def test_nproc_train_waits_for_no_one_holding_its_output(tmp_path, capsys):
+    "`train --nproc` takes the same output lock as `train`: while another run holds the file, it is turned away before any work."
+    from collab_lessons.outputs import output_lock
+    out = tmp_path/'m.pt'
+    with output_lock(out):
+        code = main(['train', '--nproc', '2', '--out', str(out), '--ratings', str(tmp_path/'never_read.csv'), '-q'])
+    assert code == EXIT_CODES['output']
+    assert 'is being written by another collab-lessons run' in error_line(capsys.readouterr().err)
+    assert not out.exists()
