@@ -116,6 +116,8 @@ def cmd_rate(args):
     if twice: raise ValueError(f"{twice[0]!r} is rated both on the command line ({rated[twice[0]]:g}) and in {args.file} "
                                f"({from_file[twice[0]]:g}): rate each movie once.")
     rated.update(from_file)
+    if not rated and args.file: raise ValueError(f"{args.file} holds no TITLE=RATING line (blank lines and # comments are skipped): "
+                                                 'write one per line, e.g. Star Wars (1977)=5.')
     if not rated: raise ValueError('Give at least one rating, e.g. collab-lessons rate "Star Wars (1977)=5".')
     rated, recs = products.new_user_top_n(load_model(args.model), rated, args.n)
     if recs.empty: raise NoResultError(f"The {len(rated)} movie(s) rated are all the model knows: there is nothing left to recommend.")

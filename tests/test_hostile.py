@@ -614,3 +614,11 @@ def test_nproc_train_waits_for_no_one_holding_its_output(tmp_path, capsys):
     assert code == EXIT_CODES['output']
     assert 'is being written by another collab-lessons run' in error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_rate_file_with_no_ratings_names_the_file(tmp_path, capsys, model_file):
+    "A `rate --file` holding only comments and blank lines says that file holds no rating, not only 'give at least one'."
+    empty = tmp_path/'mine.txt'
+    empty.write_text('# my ratings\n\n')
+    assert main(['rate', '--file', str(empty), '--model', model_file]) == EXIT_CODES['usage']
+    assert f'{empty} holds no TITLE=RATING line' in error_line(capsys.readouterr().err)
