@@ -8,7 +8,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/bench_ranking.html.md"""
 __all__ = ['PROTOCOLS', 'PEERS', 'OUR_KINDS', 'SMOKE_OPTS', 'COLUMNS', 'bench_split', 'implicit_bpr', 'implicit_als',
            'cornac_bpr', 'cornac_bivae', 'lenskit_item_knn', 'run_dataset', 'markdown_table', 'write_results', 'main']
 
-# %% ../nbs/96a_bench_ranking.ipynb #02dfecb8
+# %% ../nbs/96a_bench_ranking.ipynb #7ac9b26b
 import argparse
 import datetime
 import json
@@ -21,7 +21,7 @@ import torch
 
 from .measure import measure
 from .own_ratings import load_ratings
-from .ranking import rank_metrics
+from .ranking import pairs_by_user, rank_metrics
 from .rankers import MODELS, TRAINERS, implicit_pairs
 from .splits import stratified_split, temporal_split
 
@@ -40,7 +40,7 @@ def bench_split(dataset, max_users=None): # one of `PROTOCOLS`; `max_users`: kee
     return dict(train=train, test=test, users=users, items=items,
                 seen=implicit_pairs(train, users, items), relevant=implicit_pairs(test, users, items))
 
-# %% ../nbs/96a_bench_ranking.ipynb #f0a71a04
+# %% ../nbs/96a_bench_ranking.ipynb #a47394ab
 def _csr(pairs, n_users, n_items):
     from scipy.sparse import csr_matrix
     return csr_matrix((np.ones(len(pairs), dtype=np.float32), (pairs[:, 0].numpy(), pairs[:, 1].numpy())), shape=(n_users, n_items))
@@ -88,16 +88,18 @@ def cornac_bivae(pairs, n_users, n_items, smoke=False):
     return _cornac_matrix(ds, lambda u: np.stack([m.score(int(x)) for x in u]), n_users, n_items)
 
 def lenskit_item_knn(pairs, n_users, n_items, smoke=False):
-    "LensKit's item kNN on implicit feedback (20 neighbours)."
+    "LensKit's item kNN on implicit feedback (20 neighbours), each user's training items passed as the query's history."
     import pandas as pd
     from lenskit.data import ItemList, RecQuery, from_interactions_df
     from lenskit.knn import ItemKNNScorer
     m = ItemKNNScorer(max_nbrs=20, feedback='implicit')
     m.train(from_interactions_df(pd.DataFrame(dict(user_id=pairs[:, 0].numpy(), item_id=pairs[:, 1].numpy()))))
     all_items, out = ItemList(item_ids=np.arange(1, n_items)), torch.zeros(n_users, n_items)
+    start, items = pairs_by_user(pairs, n_users)
     for u in pairs[:, 0].unique().tolist():
-        s = torch.as_tensor(m(RecQuery(user_id=u), all_items).scores(), dtype=torch.float32)
-        out[u, 1:] = torch.nan_to_num(s, nan=-1e9)  # items without a neighbour the user rated: last
+        history = ItemList(item_ids=items[start[u]:start[u + 1]].numpy())
+        s = torch.as_tensor(m(RecQuery(user_id=u, user_items=history), all_items).scores(), dtype=torch.float32)
+        out[u, 1:] = torch.nan_to_num(s, nan=-1e9)  # items with no neighbour among the user's items: last
     return out
 
 PEERS = {'implicit BPR': implicit_bpr, 'implicit ALS': implicit_als, 'cornac BPR': cornac_bpr, 'cornac BiVAE': cornac_bivae,
