@@ -140,7 +140,7 @@ def run_dataset(dataset, smoke=False, peers=PEERS, kinds=OUR_KINDS, progress=pri
         progress(rows[-1])
     return rows
 
-# %% ../nbs/96a_bench_ranking.ipynb #4620f499
+# %% ../nbs/96a_bench_ranking.ipynb #138ffee7
 COLUMNS = ('ndcg@10', 'precision@10', 'recall@10', 'map@10', 'mrr@10', 'hit_rate@10', 'coverage@10', 'fit_s', 'peak_mb')
 
 def markdown_table(rows):
@@ -150,8 +150,9 @@ def markdown_table(rows):
         part = sorted([r for r in rows if r['dataset'] == dataset], key=lambda r: -r.get('ndcg@10', -1))
         out += [f'### {dataset} ({PROTOCOLS[dataset][0]}, k = 10)', '', '| model | library | ' + ' | '.join(COLUMNS) + ' |',
                 '|---|---|' + '---:|' * len(COLUMNS)]
-        out += [f"| {r['model']} | {r['library']} | " + (' | '.join(str(r[c]) for c in COLUMNS) if 'error' not in r
-                else f"failed: {r['error']} |" + ' |' * (len(COLUMNS) - 1)) for r in part]
+        for r in part:
+            cells = [f"failed: {r['error']}"] + [''] * (len(COLUMNS) - 1) if 'error' in r else [str(r[c]) for c in COLUMNS]
+            out.append('| ' + ' | '.join([r['model'], r['library']] + cells) + ' |')
         out.append('')
     return '\n'.join(out)
 
