@@ -15,6 +15,7 @@ import torch
 
 from .interpret import factors_and_biases
 from .measure import rating_metrics
+from .ranking import rank_metrics
 from .recommend import encode_pairs, sigmoid_range
 
 # %% ../nbs/78_evaluate.ipynb #3e611041
@@ -46,20 +47,10 @@ def score_matrix(model, n_users, n_movies):
 
 # %% ../nbs/78_evaluate.ipynb #aa49a59c
 def ranking_metrics(scores, train_pairs, test_pairs, test_ratings, k=10, threshold=4):
-    "Mean precision@`k` and NDCG@`k` of ranking `scores`, over users with a test rating >= `threshold`; movies rated in training are not ranked."
-    scores = scores.clone().float()
-    scores[:, 0] = float('-inf')                                  # the #na# slot
-    scores[train_pairs[:, 0], train_pairs[:, 1]] = float('-inf')  # already seen
-    keep = (torch.as_tensor(test_ratings) >= threshold) & (test_pairs > 0).all(1)
-    relevant = torch.zeros_like(scores, dtype=torch.bool)
-    relevant[test_pairs[keep, 0], test_pairs[keep, 1]] = True
-    rows = relevant.any(1).nonzero().squeeze(1)                    # users with something to find
-    top = scores[rows].topk(k, dim=1).indices                     # (n_eval_users, k)
-    hits = relevant[rows].gather(1, top).float()                  # (n_eval_users, k)
-    discounts = 1 / torch.log2(torch.arange(k) + 2.)              # 1/log2(i+1) for positions i = 1..k
-    ideal = discounts.cumsum(0)[relevant[rows].sum(1).clamp(max=k) - 1]
-    ndcg = (hits * discounts).sum(1) / ideal
-    return {f'precision@{k}': round(hits.mean().item(), 4), f'ndcg@{k}': round(ndcg.mean().item(), 4), 'users': len(rows)}
+    "Mean precision@`k` and NDCG@`k` of ranking `scores` over users with a test rating >= `threshold` (`rank_metrics`: every movie not rated in training is a candidate)."
+    keep = (torch.as_tensor(test_ratings) >= threshold) & (test_pairs > 0).all(1)  # index 0 is the #na# slot
+    res = rank_metrics(scores, train_pairs, test_pairs[keep], *scores.shape, k=k, users=test_pairs[keep, 0], exclude_items=[0])
+    return {f'precision@{k}': round(res[f'precision@{k}'], 4), f'ndcg@{k}': round(res[f'ndcg@{k}'], 4), 'users': res['users']}
 
 # %% ../nbs/78_evaluate.ipynb #433a92f0
 def popularity_matrix(counts, n_users):

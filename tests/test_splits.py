@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 from fastai.tabular.core import TabWeightedDL
@@ -104,3 +105,51 @@ def test_exercise_overlap_of_two_random_splits():
     b = split_random(ratings, 0.2, seed=2)[1]
     assert 0.18 < len(a.merge(b, on=['user', 'movie'])) / len(a) < 0.22
 
+
+
+# --- per-user splits for ranking (stratified_split, temporal_split)
+
+def recommenders_stratified(df, ratio, seed):
+    "Microsoft Recommenders' python_stratified_split rule, restated with pandas: per user, sample(frac=1, random_state=seed), first round(ratio * n) train."
+    train, test = [], []
+    for _, g in df.groupby('user'):
+        g = g.sample(frac=1, random_state=seed)
+        cut = round(ratio * len(g))
+        train.append(g.iloc[:cut]); test.append(g.iloc[cut:])
+    return pd.concat(train).sort_index(), pd.concat(test).sort_index()
+
+
+@pytest.mark.parametrize('ratio,seed', [(0.75, 42), (0.5, 0), (0.8, 7)])
+def test_stratified_split_follows_the_recommenders_rule(tiny_ratings, ratio, seed):
+    from collab_lessons.splits import stratified_split
+    df = tiny_ratings.sample(frac=1, random_state=1).reset_index(drop=True)  # users' rows interleaved
+    train, test = stratified_split(df, ratio, seed)
+    want_train, want_test = recommenders_stratified(df, ratio, seed)
+    assert train.equals(want_train.reset_index(drop=True)) and test.equals(want_test.reset_index(drop=True))
+
+
+def test_stratified_split_keeps_every_rating_once(tiny_ratings):
+    from collab_lessons.splits import stratified_split
+    train, test = stratified_split(tiny_ratings)
+    both = pd.concat([train, test])
+    assert len(both) == len(tiny_ratings) and not both.duplicated(['user', 'movie']).any()
+    assert set(test.user) == set(tiny_ratings.user)  # every user (with at least 2 ratings) is tested
+
+
+def test_temporal_split_holds_out_each_users_latest(tiny_ratings):
+    from collab_lessons.splits import temporal_split
+    df = tiny_ratings.assign(timestamp=np.random.default_rng(0).integers(0, 50, len(tiny_ratings)))  # ties on purpose
+    train, test = temporal_split(df, 0.2)
+    counts = df.user.value_counts()
+    assert train.user.value_counts().sort_index().tolist() == [int(np.round(0.8 * n)) for n in counts.sort_index()]
+    last_train, first_test = train.groupby('user').timestamp.max(), test.groupby('user').timestamp.min()
+    assert (first_test >= last_train.reindex(first_test.index)).all()
+    assert len(pd.concat([train, test]).drop_duplicates(['user', 'movie'])) == len(df)
+
+
+def test_temporal_split_needs_timestamps(tiny_ratings):
+    from collab_lessons.splits import temporal_split
+    with pytest.raises(DataError, match="no 'timestamp' column"):
+        temporal_split(tiny_ratings)
+    with pytest.raises(ValueError, match='test_pct=0'):
+        temporal_split(tiny_ratings.assign(timestamp=0), 0)

@@ -3,6 +3,7 @@ report which tests failed (a mutation no test notices is a "survivor"). The modu
 
     .venv/bin/python tools/mutate.py model_files [WORD ...]   # model_files.py and outputs.py; about 20 s per mutation; WORDs pick mutations by description
     .venv/bin/python tools/mutate.py data [WORD ...]          # the data layer: collab_lessons/ratings.py, own_ratings.py and splits.py
+    .venv/bin/python tools/mutate.py ranking [WORD ...]       # the ranking metrics (collab_lessons/ranking.py): off-by-one, seen-item leak, MAP and NDCG normalisation
 """
 import signal
 import subprocess
@@ -72,9 +73,17 @@ DATA = [  # (what the change does, module, text to replace, replacement)
     ('split not seeded like RandomSplitter', 'splits.py', '    torch.manual_seed(seed)', '    pass'),
 ]
 
+RANKING = [  # (what the change does, module, text to replace, replacement): bugs peers shipped, planted in our metrics
+    ('lists of k + 1 items (off by one)', 'ranking.py', "n_items) | excluded, k)", "n_items) | excluded, k + 1)"),
+    ('seen items not blocked (leak)', 'ranking.py', "user_item_mask(seen_csr, batch, n_items) | excluded", "excluded.expand(len(batch), -1)"),
+    ('MAP@k over |R| instead of min(k, |R|)', 'ranking.py', "denominator = n_rel.clamp(max=k) if", "denominator = n_rel if"),
+    ('"precision" divides by |R| (recall)', 'ranking.py', "precision=n_hit / k,", "precision=n_hit / n_rel,"),
+]
+
 PARTS = {  # part -> (mutations as (what, file, old, new), tests to run)
     'model_files': ([(w, 'model_files.py', o, n) for w, o, n in MODEL_FILES] + [(w, 'outputs.py', o, n) for w, o, n in OUTPUTS],
                     ['tests/test_model_files.py', 'tests/test_hostile.py']),  # test_cli.py also checks the CLI's side; slower
+    'ranking': (RANKING, ['tests/test_ranking_metrics.py']),
     'data': (DATA, ['tests/test_ratings.py', 'tests/test_own_ratings.py', 'tests/test_splits.py', 'tests/test_hostile.py', 'tests/test_properties.py']),
 }
 

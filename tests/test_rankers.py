@@ -1,0 +1,126 @@
+"Implicit-feedback ranking kinds (collab_lessons.rankers) on small synthetic data."
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from collab_lessons.rankers import (KIND_DEFAULTS, MODELS, SHAPES, TRAINERS, als_half_step, bpr_loss, ease_weights,
+                                    implicit_pairs, sample_negatives, _pair_keys)
+from collab_lessons.ranking import pairs_by_user, rank_metrics
+
+
+@pytest.fixture
+def clustered():
+    "60 users, 40 items in two groups: each user mostly rates items of its own group."
+    g = np.random.default_rng(0)
+    rows = [(u, i, int(g.integers(1, 6))) for u in range(1, 61) for i in range(1, 41) if g.random() < (0.5 if u % 2 == i % 2 else 0.05)]
+    df = pd.DataFrame(rows, columns=['user', 'movie', 'rating'])
+    return df, ['#na#'] + sorted(df.user.unique().tolist()), ['#na#'] + sorted(df.movie.unique().tolist())
+
+
+FAST = {'popularity': {}, 'ease': dict(l2s=[10., 50.], dropouts=[0., 0.5]), 'bpr': dict(n_factors=8, epochs=15, lr=0.02),
+        'ials': dict(n_factors=8, epochs=5), 'ease_ials': dict(l2s=[10.], dropouts=[0.5], n_factors=8, epochs=5, blend_weights=[0., 0.5])}
+
+
+def test_implicit_threshold(clustered):
+    df, users, items = clustered
+    assert len(implicit_pairs(df, users, items)) == len(df)
+    assert len(implicit_pairs(df, users, items, implicit_threshold=4)) == int((df.rating >= 4).sum())
+
+
+def test_popularity_ranks_by_count(clustered):
+    df, users, items = clustered
+    weights, info = TRAINERS['popularity'](df, users, items, {})
+    counts = df.movie.value_counts()
+    assert [weights['counts'][items.index(m)].item() for m in counts.index] == counts.tolist()
+    top = MODELS['popularity'](weights, info).user_scores(torch.tensor([1, 2])).argmax(1)
+    assert items[top[0]] == counts.idxmax() and top[0] == top[1]
+
+
+def test_ease_matches_numpy_formula():
+    g = np.random.default_rng(1)
+    X = (g.random((30, 12)) < 0.3).astype(np.float64)
+    for l2, p in [(5., 0.), (5., 0.5)]:
+        G = X.T @ X
+        lam = l2 + p / (1 - p) * np.diag(G)
+        P = np.linalg.inv(G + np.diag(lam))
+        want = -P / np.diag(P) if p == 0 else np.eye(12) - P * lam  # EASE; DLAE: B = I - P diag(lambda)
+        np.fill_diagonal(want, 0)
+        got = ease_weights(torch.tensor(X, dtype=torch.float32), l2, p).double().numpy()
+        assert np.allclose(got, want, atol=1e-4), (l2, p)
+
+
+def test_cg_half_step_reaches_the_exact_solution():
+    g = torch.Generator().manual_seed(0)
+    Q = torch.randn(9, 4, generator=g, dtype=torch.float64)
+    pairs = torch.tensor([[0, 1], [0, 5], [0, 8], [1, 2], [2, 0], [2, 3]])
+    got = als_half_step(Q, pairs_by_user(pairs, 4), l2=0.3, alpha=5., cg_steps=12)
+    for u in range(4):
+        s = pairs[pairs[:, 0] == u, 1]
+        A = Q.T @ Q + 5 * Q[s].T @ Q[s] + 0.3 * torch.eye(4, dtype=torch.float64)
+        assert torch.allclose(got[u], torch.linalg.solve(A, 6 * Q[s].sum(0)), atol=1e-8)  # user 3 has no positive: zeros
+
+
+def test_negatives_avoid_positives():
+    pairs = torch.tensor([[1, 1], [1, 2], [1, 3], [2, 1]])
+    keys = _pair_keys(pairs, 5).sort().values
+    users = torch.full((2000,), 1)
+    assert set(sample_negatives(users, keys, 5, torch.Generator().manual_seed(0), tries=0).tolist()) == {1, 2, 3, 4}  # no redraw: positives too
+    j = sample_negatives(users, keys, 5, torch.Generator().manual_seed(0), tries=60)
+    assert set(j.tolist()) == {4}  # user 1 saw items 1-3; index 0 is #na#
+
+
+def test_bpr_loss_decreases(clustered):
+    df, users, items = clustered
+    _, info = TRAINERS['bpr'](df, users, items, FAST['bpr'])
+    assert info['losses'][-1] < info['losses'][0] - 0.05 and info['losses'][-1] == min(info['losses'])
+
+
+def test_bpr_loss_formula():
+    U, V, b = torch.tensor([[1., 0.]]), torch.tensor([[0., 0.], [2., 0.], [0., 1.]]), torch.tensor([0., 0.5, 0.])
+    x = 2 + 0.5 - 0  # p_u.(q_1 - q_2) + b_1 - b_2
+    want = -np.log(1 / (1 + np.exp(-x))) + 0.1 * (1 + 4 + 1)
+    assert bpr_loss(U, V, b, torch.tensor([0]), torch.tensor([1]), torch.tensor([2]), 0.1).item() == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize('kind', list(TRAINERS))
+def test_every_kind_trains_scores_and_has_the_declared_shapes(clustered, kind):
+    df, users, items = clustered
+    train = df.sample(frac=0.75, random_state=0)
+    test = df.drop(train.index)
+    weights, info = TRAINERS[kind](train, users, items, FAST[kind])
+    import json
+    json.dumps(info)  # info must be JSON-able
+    assert all(isinstance(w, torch.Tensor) for w in weights.values())
+    shapes = SHAPES[kind](info, len(users), len(items))
+    assert set(shapes) == set(weights)
+    for name, shape in shapes.items():
+        assert all(s is None or s == t for s, t in zip(shape, weights[name].shape)) and len(shape) == weights[name].dim(), name
+    model = MODELS[kind](weights, info)
+    users_t = torch.tensor([1, 5, 7])
+    full = model.user_scores(users_t)
+    assert full.shape == (3, len(items))
+    pairs = torch.tensor([[5, 3], [7, 10], [1, 1]])
+    assert torch.allclose(model(pairs), full[[1, 2, 0], pairs[:, 1]], atol=1e-5)
+    res = rank_metrics(model.user_scores, implicit_pairs(train, users, items), implicit_pairs(test, users, items),
+                       len(users), len(items), k=5, exclude_items=[0])
+    if kind != 'popularity':
+        pop_w, pop_i = TRAINERS['popularity'](train, users, items, {})
+        pop = rank_metrics(MODELS['popularity'](pop_w, pop_i).user_scores, implicit_pairs(train, users, items),
+                           implicit_pairs(test, users, items), len(users), len(items), k=5, exclude_items=[0])
+        assert res['ndcg@5'] > pop['ndcg@5'] + 0.05, (kind, res['ndcg@5'], pop['ndcg@5'])
+
+
+def test_ease_tunes_on_the_carve_out_only(clustered, monkeypatch):
+    "The test part is never passed to the trainer, so the grid's NDCG comes from the training part: check the carve-out sizes."
+    from collab_lessons import rankers
+    df, users, items = clustered
+    seen = []
+    real = rankers._carve
+    monkeypatch.setattr(rankers, '_carve', lambda train, pct, seed: seen.append(len(train)) or real(train, pct, seed))
+    _, info = TRAINERS['ease'](df, users, items, FAST['ease'])
+    assert seen == [len(df)] and len(info['tune_ndcg']) == 4
+
+
+def test_defaults_cover_every_kind():
+    assert set(KIND_DEFAULTS) == set(TRAINERS) == set(MODELS) == set(SHAPES)
