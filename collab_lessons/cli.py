@@ -84,7 +84,8 @@ def cmd_recommend(args):
     recs = products.with_rank(products.top_n_for_user(saved, user, args.n))
     if recs.empty: raise NoResultError(f"User {saved.users[user]} has rated all {len(saved.titles) - 1} items the model knows: there is nothing left to recommend.")
     _emit(args, dict(user=saved.users[user], recommendations=recs.to_dict(orient='records')), recs,
-          heading=f"Top {len(recs)} movies for user {saved.users[user]} (leaving out the {len(saved.rated_by(user))} they rated):")
+          heading=f"Top {len(recs)} movies for user {saved.users[user]} from the {saved.kind} model "
+                  f"(leaving out the {len(saved.rated_by(user))} they rated):")
     return EXIT_CODES['ok']
 
 def _recommend_all(args):

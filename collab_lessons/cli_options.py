@@ -15,6 +15,7 @@ from . import __version__
 from .bench_report import add_bench_arguments
 from .errors import EXIT_CODES, EXIT_HELP, KOREAN, one_line
 from .model_kinds import ALIASES, DEFAULTS, KINDS
+from . import rankers  # registers the ranking kinds (popularity, ease, bpr, ials, ease_ials) before the parser is built
 from .own_ratings import DATASETS
 from .splits import SPLITS
 
@@ -80,9 +81,11 @@ _KIND_FLAGS = {  # training option -> (flag, parse, what it is); `None` parser d
     'n_factors': ('--factors', _FACTORS, 'latent factors per user and item'), 'epochs': ('--epochs', _EPOCHS, 'epochs'),
     'lr': ('--lr', _LR, 'peak learning rate'), 'wd': ('--wd', _WD, 'weight decay'), 'bs': ('--bs', _BS, 'batch size'),
     'n_samples': ('--samples', _SAMPLES, 'Gibbs sweeps per sampler, a fifth burn-in'), 'ranks': ('--ranks', _FACTORS, 'one bpmf sampler per rank'),
-    'seeds': ('--seeds', _SEED, 'one kernel autoencoder per seed'), 'n_hid': ('--hidden', _FACTORS, 'hidden width of the kernel autoencoder')}
+    'seeds': ('--seeds', _SEED, 'one kernel autoencoder per seed'), 'n_hid': ('--hidden', _FACTORS, 'hidden width of the kernel autoencoder'),
+    'implicit_threshold': ('--implicit-threshold', _number(float, lambda v: True, 'a finite number'),
+                           'ranking kinds: a rating at or above this counts as a positive, lower ones are dropped (unset: every rating counts)')}
 _SET_ELSEWHERE = ('seed', 'progress')  # `--seed` and the bars are options of the whole command
-_PARSER_DEFAULTS = dict(n_factors=50, wd=0.1)  # shown in `kind_options` (the same as `DEFAULTS`)
+_PARSER_DEFAULTS = dict(wd=0.1)  # shown in `kind_options` (the same as `DEFAULTS`); unset options keep each kind's own
 
 def _kind_help(option, what):
     "`what`, the kinds that read `option` and each one's default, from the registry."

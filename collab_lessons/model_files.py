@@ -23,6 +23,7 @@ from .interpret import factors_and_biases, movie_counts, movie_pca, plot_movie_p
 from .outputs import atomic_folder, atomic_write, check_output_folder, disk_full, shell_path
 from .recommend import encode_pairs
 from .model_kinds import KINDS, InfoError, _is_count, _is_number, get_kind, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
+from . import rankers  # registers the ranking kinds, so their model files load
 
 # %% ../nbs/81_model_files.ipynb #43afd735
 MODEL_FORMAT = 'collab_lessons.model'
@@ -102,7 +103,7 @@ def save_trained(path,        # where to write the model file
     counts = torch.bincount(train_seen[:, 1], minlength=len(items))
     record = dict(format=MODEL_FORMAT, version=MODEL_VERSION, kind=trained.kind, info=dict(info or {}, **trained.info, n_train=len(train_seen)),
                   users=[_plain(u) for u in users], items=[_plain(i) for i in items], titles=titles,
-                  weights={k: v.detach().float().contiguous() for k, v in trained.weights.items()}, seen=seen, counts=counts)
+                  weights={k: (v.detach().float() if v.is_floating_point() else v.detach().long()).contiguous() for k, v in trained.weights.items()}, seen=seen, counts=counts)
     return atomic_save(record, path)
 
 # %% ../nbs/81_model_files.ipynb #98b22297
@@ -223,9 +224,16 @@ def _check_weights(record, path):
     _need(isinstance(weights, dict) and set(weights) == set(expected), path,
           f"its weights do not fit its vocabularies (it needs exactly {sorted(expected)})")
     for key, shape in expected.items():
-        w = weights[key]
-        _need(isinstance(w, torch.Tensor) and w.is_floating_point() and tuple(w.shape) == shape, path,
-              f"its weights do not fit its vocabularies ({key} is {getattr(w, 'shape', type(w).__name__)}, not a float tensor of shape {shape})")
+        w, pairs = weights[key], shape == (None, 2)  # (None, 2): (user, item) index pairs a kind keeps, e.g. EASE's training positives
+        fits = isinstance(w, torch.Tensor) and (_index_pairs(w, len(record['users']), len(record['titles'])) if pairs else
+                                                w.is_floating_point() and tuple(w.shape) == shape)
+        _need(fits, path, f"its weights do not fit its vocabularies ({key} is {getattr(w, 'shape', type(w).__name__)}, not "
+                          f"{'(user, item) index pairs inside the vocabularies' if pairs else f'a float tensor of shape {shape}'})")
+
+def _index_pairs(w, n_users, n_items):
+    "True if `w` is an (n, 2) whole-number tensor of (user, item) indices inside vocabularies of `n_users` and `n_items`."
+    if w.dtype != torch.long or w.dim() != 2 or w.shape[1] != 2: return False
+    return w.numel() == 0 or bool(w.min() >= 0 and w[:, 0].max() < n_users and w[:, 1].max() < n_items)
 
 # %% ../nbs/81_model_files.ipynb #4558b00f
 def _check_seen_and_counts(record, path):

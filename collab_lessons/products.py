@@ -74,8 +74,9 @@ def check_kind(saved, command):
     raise ValueError(f"`{command}` does not work on a {saved.kind} model ({why}): train one of {', '.join(kinds)} with --model-kind.")
 
 def top_n_for_user(saved, user_idx, n=10):
-    "The top `n` items the user at `user_idx` has not rated, from a loaded model file of any kind."
-    return user_top_n(saved.model, user_idx, saved.rated_by(user_idx), saved.titles, n)
+    "The top `n` items the user at `user_idx` has not rated, from a loaded model file of any kind: `predicted_rating` where the kind rates, else `score`."
+    recs = user_top_n(saved.model, user_idx, saved.rated_by(user_idx), saved.titles, n)
+    return recs if get_kind(saved.kind).rates else recs.rename(columns={'predicted_rating': 'score'})
 
 # %% ../nbs/82_products.ipynb #048ab751
 def with_rank(table):

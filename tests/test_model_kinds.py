@@ -54,7 +54,7 @@ def test_every_kind_round_trips_through_its_file(kind, shop, capsys):
     code, out, err = run(capsys, 'train', '--ratings', folder/'shop.csv', '--model-kind', kind, *TINY, '--out', model, '-q', '--json')
     assert code == 0, err
     result = json.loads(out)
-    assert result['kind'] == kind and 0.3 < result['valid_rmse'] < 3
+    assert result['kind'] == kind and (0.3 < result['valid_rmse'] < 3 if KINDS[kind].rates else 'valid_rmse' not in result)
     saved = load_model(model)
     assert saved.kind == kind and saved.info['split'] == 'random' and saved.items[0] == '#na#'
     assert torch.load(model, weights_only=True)['version'] == MODEL_VERSION == 2
