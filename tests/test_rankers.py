@@ -124,3 +124,16 @@ def test_ease_tunes_on_the_carve_out_only(clustered, monkeypatch):
 
 def test_defaults_cover_every_kind():
     assert set(KIND_DEFAULTS) == set(TRAINERS) == set(MODELS) == set(SHAPES)
+
+
+@pytest.mark.slow
+def test_ranking_benchmark_smoke_run_writes_every_row(tmp_path, ml100k, capsys):
+    "The ranking benchmark's smoke run (the full tier's): every kind of ours scores on both protocols; a peer either scores or says why not."
+    from collab_lessons.bench_ranking import OUR_KINDS, PEERS, main
+    rows = main(['--smoke', '--out', str(tmp_path)])
+    for dataset in ('ml-100k', 'ml-latest-small'):
+        ours = {r['model']: r for r in rows if r['dataset'] == dataset and r['library'] == 'collab_lessons'}
+        assert set(ours) == set(OUR_KINDS) and all(0 <= r['ndcg@10'] <= 1 and r['fit_s'] >= 0 for r in ours.values())
+        assert len([r for r in rows if r['dataset'] == dataset]) == len(OUR_KINDS) + len(PEERS)
+    written = sorted(p.suffix for p in tmp_path.iterdir())
+    assert written == ['.json', '.md'] and '| ease |' in next(tmp_path.glob('*.md')).read_text()
