@@ -66,7 +66,8 @@ def cmd_train(args):
         return _trained(args, train_command(args.model_kind or 'fast', args.out, nproc=args.nproc or 1, resume=args.resume, log=say,
                                             **data, **kind_options(args)))
     result = products.run_train_command(args.model_kind or 'course', args.out, progress=_bars(args), say=say, **data, **kind_options(args))
-    return _trained(args, result, f"\nNext: collab-lessons recommend --user 42 --model {shell_path(args.out)}")
+    user = result.pop('example_user', None)  # a user this model knows (42 is no one in your own ratings)
+    return _trained(args, result, f"\nNext: collab-lessons recommend --user {shell_path(str(user if user is not None else 42))} --model {shell_path(args.out)}")
 
 def _trained(args, result, next_step=''):
     "Print the result row of `train` and where the model was saved."

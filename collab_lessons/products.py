@@ -58,7 +58,8 @@ def train_model(kind, train, held_out, out, dataset, split, progress=False, devi
                   **({'valid_mse': round(scores['valid_rmse'] ** 2, 4)} if scores else {}), **scores)
     if split != 'random' and scores: result.update(test_rmse=scores['valid_rmse'], test_mae=scores['valid_mae'])
     path = save_trained(out, trained, train, held_out, result)
-    return dict(result, seconds=trained.scores['seconds'], model_file=str(Path(path).resolve()))
+    return dict(result, seconds=trained.scores['seconds'], model_file=str(Path(path).resolve()),
+                example_user=trained.users[1] if len(trained.users) > 1 else None)  # a user the `Next:` hint can name
 
 # %% ../nbs/82_products.ipynb #444d37ea
 def user_top_n(model, user_idx, seen, titles, n=10):

@@ -419,7 +419,7 @@ def test_paths_printed_to_copy_are_shell_quoted(tmp_path, tiny_csv, tiny_ratings
     assert main(['train', '--ratings', str(tiny_csv), '--epochs', '1', '--factors', '4', '--out', str(out)]) == 0
     lines = capsys.readouterr().err.splitlines()
     hint = next(l for l in lines if l.startswith('Next: '))
-    assert shlex.split(hint)[-2:] == ['--model', str(out)] and shlex.split(hint)[1:5] == ['collab-lessons', 'recommend', '--user', '42']
+    assert shlex.split(hint)[-2:] == ['--model', str(out)] and shlex.split(hint)[1:5] == ['collab-lessons', 'recommend', '--user', str(tiny_ratings.user.min())]  # a user the model knows
     saved = next(l for l in lines if l.startswith('Saved the model to '))
     assert shlex.split(saved.removeprefix('Saved the model to ')) == [str(out.resolve())]
     recs = folder/'recs all.csv'
@@ -622,3 +622,12 @@ def test_rate_file_with_no_ratings_names_the_file(tmp_path, capsys, model_file):
     empty.write_text('# my ratings\n\n')
     assert main(['rate', '--file', str(empty), '--model', model_file]) == EXIT_CODES['usage']
     assert f'{empty} holds no TITLE=RATING line' in error_line(capsys.readouterr().err)
+
+
+def test_next_hint_names_a_user_the_model_knows(tmp_path, capsys, tiny_ratings):
+    "After `train` on your own ratings, the `Next:` hint names one of your users (user 42 may not exist there), shell-quoted."
+    data = tmp_path/'mine.csv'
+    tiny_ratings.assign(user='shop user ' + tiny_ratings.user.astype(str)).to_csv(data, index=False)
+    assert main(['train', '--ratings', str(data), '--model-kind', 'popularity', '--out', str(tmp_path/'m.pt')]) == 0
+    hint = next(l for l in capsys.readouterr().err.splitlines() if l.startswith('Next:'))
+    assert "--user 'shop user 1' " in hint
