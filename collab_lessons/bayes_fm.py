@@ -6,7 +6,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/bayes_fm.html.md"""
 
 # %% auto #0
 __all__ = ['GENRES', 'FM_GROUPS', 'implicit_block', 'table_block', 'ml100k_user_features', 'ml100k_item_features',
-           'read_side_file', 'FMSide', 'sample_block', 'sample_hyper', 'fm_samples', 'fm_sides']
+           'read_side_file', 'FMSide', 'sample_block', 'sample_hyper', 'fm_samples', 'fm_sides', 'is_ml100k']
 
 # %% ../nbs/93b_bayes_fm.ipynb #87d71631
 import math
@@ -45,8 +45,8 @@ def table_block(table, # DataFrame keyed by its first column: one row per id, on
     if missing: raise DataError(f"{where}: {key} {missing[0]} of the ratings has no row ({len(missing)} ids are missing): add a row for every {key}.")
     take = np.array([rows.get(str(i), -1) for i in ids])
     blocks, groups = [], []
-    for col in table.columns[1:]:
-        values = table[col]
+    for j, col in enumerate(table.columns[1:], 1):  # columns by position: ML-100k's genre flags share the name 'genre' (one group)
+        values = table.iloc[:, j]
         if values.isna().any(): raise DataError(f"{where}: column {col!r} is empty for {key} {table[key][values.isna()].iloc[0]}: fill every cell.")
         if pd.api.types.is_numeric_dtype(values): dense = values.to_numpy(dtype=np.float32)[:, None]
         else: dense = pd.get_dummies(values.astype(str)).to_numpy(dtype=np.float32)
@@ -71,7 +71,7 @@ def ml100k_item_features(folder=None): # the ML-100k folder (default `ml100k_fol
     from collab_lessons.ratings import ml100k_folder
     items = pd.read_csv(Path(folder or ml100k_folder())/'u.item', sep='|', header=None, encoding='latin-1')
     year = pd.to_datetime(items[2], format='%d-%b-%Y', errors='coerce').dt.year
-    decade = pd.cut(year, [0, 1959, 1969, 1979, 1989, 1994, 3000], labels=['-1959', '1960s', '1970s', '1980s', '1990-94', '1995-']).astype(str)
+    decade = pd.cut(year, [0, 1959, 1969, 1979, 1989, 1994, 3000], labels=['-1959', '1960s', '1970s', '1980s', '1990-94', '1995-']).astype(object).fillna('unknown')  # one movie has no date
     table = pd.DataFrame(items.iloc[:, 5:24].to_numpy(dtype=np.float32), columns=GENRES)
     return pd.concat([pd.DataFrame(dict(movie=items[0])), table.rename(columns=lambda g: 'genre'), pd.DataFrame(dict(year=decade))], axis=1)
 
@@ -197,7 +197,8 @@ def _side_table(path, key, ml100k):
 
 def fm_sides(x, users, items, # (n, 2) rating codes and the two vocabularies
              groups=FM_GROUPS, # feature groups beside the ids: 'implicit' (who rated what) and 'side' (the feature tables)
-             user_features=None, item_features=None): # CSV files of side features; `None`: ML-100k's u.user and u.item
+             user_features=None, item_features=None, # CSV files of side features; `None`: ML-100k's u.user and u.item if `on_ml100k`
+             on_ml100k=False): # the ratings are ML-100k's (`is_ml100k`): without files, 'side' reads u.user and u.item; else that side has none
     "The user and item `FMSide`s: ids as one block, implicit and side features as a second block."
     unknown = set(groups) - set(FM_GROUPS)
     if unknown: raise ValueError(f"Unknown feature group(s) {sorted(unknown)} in fm_groups: choose from {', '.join(FM_GROUPS)}.")
@@ -208,20 +209,30 @@ def fm_sides(x, users, items, # (n, 2) rating codes and the two vocabularies
         blocks, names = [torch.eye(n).to_sparse_csr()], ['id'] * n
         extra, extra_names = [], []
         if 'implicit' in groups: extra.append(implicit_block(rows, others, n, n_other).to_dense()); extra_names += ['implicit'] * n_other
-        if 'side' in groups:
+        if 'side' in groups and (path or on_ml100k):
             X, cols = table_block(_side_table(path, key, ml100k), ids, path or Path(ml100k_folder())/('u.user' if k == 0 else 'u.item'))
             extra.append(X.to_dense()); extra_names += cols
         if extra: blocks.append(torch.cat(extra, 1).to_sparse_csr()); names += extra_names
         codes = {g: c for c, g in enumerate(dict.fromkeys(names))}
         sides.append(FMSide(blocks, torch.tensor([codes[g] for g in names]), rows, others, n_other))
+        sides[-1].group_names = list(codes)  # 'id' first, then 'implicit' and the side columns used
     return sides
 
 # %% ../nbs/93b_bayes_fm.ipynb #9f107caf
+def is_ml100k(train):
+    "Whether `train` holds ML-100k ratings: the folder is there and every movie id has u.item's title."
+    from collab_lessons.ratings import ml100k_folder
+    path = Path(ml100k_folder())/'u.item'
+    if not path.is_file() or 'title' not in train: return False
+    titles = pd.read_csv(path, sep='|', header=None, encoding='latin-1', usecols=[0, 1]).set_index(0)[1]
+    pairs = train[['movie', 'title']].drop_duplicates('movie')
+    return bool(pd.to_numeric(pairs.movie, errors='coerce').map(titles).astype(object).eq(pairs.title.astype(object)).all())
+
 def _train_bayes_fm(train, valid, users, items, o, device):
     "Bayesian FM samplers, one per rank, over ids, implicit and side features; kept samples folded into one dot product (`bpmf_weights`), clipped."
     torch.manual_seed(o['seed'])
     x, r, _ = rating_tensors(train, dict(user=users, item=items), drop_unknown=True)
-    user_side, item_side = fm_sides(x, users, items, o['fm_groups'], o['user_features'], o['item_features'])
+    user_side, item_side = fm_sides(x, users, items, o['fm_groups'], o['user_features'], o['item_features'], is_ml100k(train))
     n_samples, burn_in = o['n_samples'], o['burn_in']
     if burn_in >= n_samples: raise ValueError(f"burn_in={burn_in} leaves no sample out of n_samples={n_samples}.")
     thin, samples = max(1, -(-(n_samples - burn_in) // o['keep'])), []
@@ -231,7 +242,7 @@ def _train_bayes_fm(train, valid, users, items, o, device):
                 samples.append((U.clone(), torch.cat([V[:, :-1], V[:, -1:] + w0], 1)))  # the global bias joins the item bias
     weights = {k: w.cpu().contiguous() for k, w in bpmf_weights(samples, 0.).items()}
     return weights, dict(y_range=_clip(train), squash='clip', n_factors=weights['user_factors.weight'].shape[1],
-                         fm_groups=list(o['fm_groups']))
+                         fm_groups=list(o['fm_groups']), side_groups=[s.group_names[1:] for s in (user_side, item_side)])
 
 # %% ../nbs/93b_bayes_fm.ipynb #eb9f87c5
 register(ModelKind('bayes_fm', _train_bayes_fm, dot_scorer, dot_shapes, check_factors,
