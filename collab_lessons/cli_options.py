@@ -16,6 +16,7 @@ from .bench_report import add_bench_arguments
 from .errors import EXIT_CODES, EXIT_HELP, KOREAN, one_line
 from .model_kinds import ALIASES, DEFAULTS, KINDS
 from . import rankers  # registers the ranking kinds (popularity, ease, bpr, ials, ease_ials) before the parser is built
+from . import bayes_fm  # registers the bayes_fm kind before the parser reads the registry
 from .own_ratings import DATASETS
 from .splits import SPLITS
 
@@ -99,7 +100,8 @@ def _new_flag(option):
     "Flag, parse and `nargs` for a training option a registered kind reads that has no flag of its own yet: `--name-with-dashes`."
     default = next((k.defaults[option] for k in KINDS.values() if option in k.defaults), DEFAULTS.get(option))
     value = default[0] if isinstance(default, (list, tuple)) and default else default
-    parse = _number(int, lambda v: True, 'a whole number') if type(value) is int else _number(float, lambda v: True, 'a finite number')
+    if value is None or isinstance(value, str): parse = str  # a path or a name: the trainer checks it
+    else: parse = _number(int, lambda v: True, 'a whole number') if type(value) is int else _number(float, lambda v: True, 'a finite number')
     return f"--{option.replace('_', '-')}", parse, '+' if isinstance(default, (list, tuple)) else None
 
 def _add_kind_options(t):

@@ -23,7 +23,7 @@ from .interpret import factors_and_biases, movie_counts, movie_pca, plot_movie_p
 from .outputs import atomic_folder, atomic_write, check_output_folder, disk_full, shell_path
 from .recommend import encode_pairs
 from .model_kinds import KINDS, InfoError, _is_count, _is_number, get_kind, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
-from . import rankers  # registers the ranking kinds, so their model files load
+from . import bayes_fm, rankers  # register their kinds, so their model files load
 
 # %% ../nbs/81_model_files.ipynb #43afd735
 MODEL_FORMAT = 'collab_lessons.model'

@@ -1,0 +1,99 @@
+"Tests of `collab_lessons.bayes_fm`: the Bayesian factorization machine kind on small synthetic ratings and side files."
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from collab_lessons.bayes_fm import implicit_block, read_side_file, table_block
+from collab_lessons.cli import main
+from collab_lessons.errors import DataError
+from collab_lessons.model_files import load_model, save_trained
+from collab_lessons.model_kinds import get_kind, train_kind
+
+
+def planted(n_users=60, n_items=40, n=1500, seed=0):
+    "Ratings 3 + a_u * c_i + noise, with a_u and c_i (+1 or -1) given only by the side tables' `kind` column."
+    g = np.random.default_rng(seed)
+    a, c = g.choice([-1., 1.], n_users), g.choice([-1., 1.], n_items)
+    u, i = g.integers(1, n_users + 1, n), g.integers(1, n_items + 1, n)
+    ratings = pd.DataFrame(dict(user=u, movie=i, rating=3 + a[u - 1] * c[i - 1] + 0.3 * g.standard_normal(n), title=[f'm{k}' for k in i]))
+    users = pd.DataFrame(dict(user=np.arange(1, n_users + 1), kind=np.where(a > 0, 'p', 'q')))
+    items = pd.DataFrame(dict(movie=np.arange(1, n_items + 1), kind=np.where(c > 0, 'p', 'q')))
+    return ratings, users, items
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('fm')
+    ratings, users, items = planted()
+    ratings.assign(rating=ratings.rating.round().clip(1, 5))[['user', 'movie', 'rating']].drop_duplicates(['user', 'movie']).to_csv(folder/'stars.csv', index=False)
+    users.to_csv(folder/'users.csv', index=False)
+    items.to_csv(folder/'items.csv', index=False)
+    return folder, ratings
+
+
+def test_recovers_a_planted_bilinear_signal_from_side_features(files):
+    folder, ratings = files
+    fit, held = ratings.iloc[:1200], ratings.iloc[1200:]
+    torch.manual_seed(0)
+    model = train_kind('bayes_fm', fit, held, 'cpu', ranks=[2], n_samples=60, user_features=folder/'users.csv', item_features=folder/'items.csv')
+    mean_rmse = float(((held.rating - fit.rating.mean())**2).mean()**.5)
+    assert model.scores['valid_rmse'] < 0.6 * mean_rmse  # the signal's spread is 1, the noise 0.3
+    nf = model.info['n_factors']
+    assert nf % 2 == 0 and model.info['squash'] == 'clip'
+    assert model.weights['user_factors.weight'].shape == (len(model.users), nf)
+    assert model.weights['movie_factors.weight'].shape == (len(model.items), nf)
+    assert model.weights['user_bias.weight'].shape == (len(model.users), 1)
+    assert model.info['side_groups'] == [['implicit', 'kind'], ['implicit', 'kind']]
+
+
+def test_ids_only_still_beat_the_mean(files):
+    _, ratings = files
+    fit, held = ratings.iloc[:1200], ratings.iloc[1200:]
+    model = train_kind('bayes_fm', fit, held, 'cpu', ranks=[2], n_samples=40, fm_groups=[])
+    assert model.scores['valid_rmse'] < float(((held.rating - fit.rating.mean())**2).mean()**.5)
+
+
+def test_implicit_block_rows_have_unit_norm():
+    X = implicit_block(torch.tensor([0, 0, 1, 0]), torch.tensor([1, 2, 2, 1]), 3, 4).to_dense()
+    assert torch.allclose(X.pow(2).sum(1), torch.tensor([1., 1., 0.]))
+    assert torch.allclose(X[0], torch.tensor([0, 2**-.5, 2**-.5, 0]))
+
+
+@pytest.mark.parametrize('text,ids,message', [
+    ('uid,age\n1,20\n', ['#na#', '1'], "no 'user' column"),
+    ('user,job\n1,a\n1,b\n', ['#na#', '1'], 'user 1 has more than one row'),
+    ('user,job\n1,a\n', ['#na#', '1', '7'], 'user 7 of the ratings has no row'),
+    ('user,age,job\n1,20,a\n2,,b\n', ['#na#', '1', '2'], "column 'age' is empty for user 2"),
+])
+def test_bad_side_files_get_one_line_errors(tmp_path, text, ids, message):
+    path = tmp_path/'users.csv'
+    path.write_text(text)
+    with pytest.raises(DataError, match=message) as e: table_block(read_side_file(path, 'user'), ids, path)
+    assert str(path) in str(e.value) and '\n' not in str(e.value)
+
+
+def test_missing_side_file_is_named(tmp_path):
+    with pytest.raises(DataError, match='no such side-feature file'): read_side_file(tmp_path/'nope.csv', 'movie')
+
+
+def test_round_trip_through_a_model_file_and_the_command(files, tmp_path, capsys):
+    folder, ratings = files
+    out = tmp_path/'fm.pt'
+    assert main(['train', '--ratings', str(folder/'stars.csv'), '--model-kind', 'bayes_fm', '--samples', '10', '--ranks', '2',
+                 '--user-features', str(folder/'users.csv'), '--item-features', str(folder/'items.csv'), '--out', str(out), '-q']) == 0
+    saved = load_model(out)
+    assert saved.kind == 'bayes_fm' and get_kind(saved.kind).similar
+    scores = saved.model.user_scores(torch.tensor([1, 2]))
+    assert scores.shape == (2, len(saved.titles)) and scores.min() >= ratings.rating.min() - 1e-6
+    assert main(['recommend', '--user', '1', '-n', '3', '--model', str(out), '-q']) == 0
+    assert 'm' in capsys.readouterr().out
+
+
+def test_a_bad_side_file_stops_training_with_the_data_exit_code(files, tmp_path, capsys):
+    folder, _ = files
+    (tmp_path/'users.csv').write_text('customer,kind\n1,p\n')
+    code = main(['train', '--ratings', str(folder/'stars.csv'), '--model-kind', 'bayes_fm', '--samples', '4', '--ranks', '2',
+                 '--user-features', str(tmp_path/'users.csv'), '--out', str(tmp_path/'x.pt'), '-q'])
+    err = capsys.readouterr().err
+    assert code != 0 and "no 'user' column" in err and not (tmp_path/'x.pt').exists()
