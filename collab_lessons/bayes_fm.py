@@ -19,7 +19,7 @@ import torch
 
 from .ratings import DataError
 from .fast import rating_tensors
-from .model_kinds import ModelKind, _clip, bpmf_weights, check_factors, dot_scorer, dot_shapes, register
+from .model_kinds import KINDS, ModelKind, _clip, bpmf_weights, check_factors, dot_scorer, dot_shapes, register
 
 # %% ../nbs/93b_bayes_fm.ipynb #eade2e12
 def _sparse(rows, cols, vals, shape):
@@ -245,6 +245,7 @@ def _train_bayes_fm(train, valid, users, items, o, device):
                          fm_groups=list(o['fm_groups']), side_groups=[s.group_names[1:] for s in (user_side, item_side)])
 
 # %% ../nbs/93b_bayes_fm.ipynb #eb9f87c5
-register(ModelKind('bayes_fm', _train_bayes_fm, dot_scorer, dot_shapes, check_factors,
-                   dict(ranks=[10], n_samples=512, keep=32, fm_groups=list(FM_GROUPS), user_features=None, item_features=None, cg_iters=20),
-                   ('ranks', 'n_samples', 'seed', 'fm_groups', 'user_features', 'item_features'), similar=True, model_class='BayesianFM'));
+if 'bayes_fm' not in KINDS:  # importing the module after running this notebook registers once
+    register(ModelKind('bayes_fm', _train_bayes_fm, dot_scorer, dot_shapes, check_factors,
+                       dict(ranks=[10], n_samples=512, keep=32, fm_groups=list(FM_GROUPS), user_features=None, item_features=None, cg_iters=20),
+                       ('ranks', 'n_samples', 'seed', 'fm_groups', 'user_features', 'item_features'), similar=True, model_class='BayesianFM'));
