@@ -50,8 +50,8 @@ def page_name(nb_path, fm):
 
 
 def lesson_number(nb_path):
-    "The two-digit prefix of `NN_topic.ipynb`, or None."
-    m = re.match(r'(\d+)_', nb_path.name)
+    "The number of `NN_topic.ipynb` (or `NNb_topic.ipynb`, a notebook inserted after NN), or None."
+    m = re.match(r'(\d+)[a-z]?_', nb_path.name)  # 93b_bayes_fm: an inserted notebook sorts after 93
     return int(m.group(1)) if m else None
 
 

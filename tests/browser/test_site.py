@@ -25,7 +25,7 @@ def site_pages(site_dir):
 
 def page_name(nb):
     "Site page of a notebook, as nbdev names it (`output-file`): the file name without its number prefix."
-    return re.sub(r'^\d+_', '', nb.stem) + '.html'
+    return re.sub(r'^\d+[a-z]?_', '', nb.stem) + '.html'
 
 
 def test_every_page_loads_with_working_links_and_images(page, base_url, site_dir):
