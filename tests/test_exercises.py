@@ -7,6 +7,7 @@ lesson's `#| slow` cells define; a solution that trains a model, or needs the sl
 import ast
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -279,10 +280,17 @@ def test_every_code_solution_has_a_check():
     assert AFTER_TRAINING <= set(code_solutions()), f"AFTER_TRAINING names no solution: {sorted(AFTER_TRAINING - set(code_solutions()))}"
 
 
+TRAINED_SOLUTIONS = os.environ.get('COLLAB_LESSONS_TRAINED_SOLUTIONS') == '1'  # about 25 minutes more on two cores
+
+
 def _params():
     for key, code in sorted(code_solutions().items()):
         slow_cells = needs_slow_cells(key[0], code) or key in AFTER_TRAINING
         marks = [pytest.mark.slow] if slow_cells or TRAINS.search(code) else []
+        if key == ('50_weight_decay', 2): marks.append(pytest.mark.xfail(strict=True, reason=(
+            "known wrong: after the solution's 5 epochs its check `(l2_norms > 0).all()` fails; the exercise needs rework (issue 19)")))
+        if slow_cells: marks.append(pytest.mark.skipif(not TRAINED_SOLUTIONS, reason=(
+            "runs the lesson's training again (the full tier runs it once, in nbdev-test): COLLAB_LESSONS_TRAINED_SOLUTIONS=1")))
         yield pytest.param(key, slow_cells, marks=marks, id=f'{key[0]}-{key[1]}')
 
 
