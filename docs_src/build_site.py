@@ -7,6 +7,7 @@ import argparse
 import ast
 import importlib
 import json
+import posixpath
 import re
 import shutil
 import subprocess
@@ -24,9 +25,9 @@ DOCS_SRC = ROOT/'docs_src'
 BOOK = ROOT/'_site_src'   # generated book sources (gitignored)
 SITE = ROOT/'_site'       # the built site (gitignored)
 
-# Sidebar parts: a notebook `NN_topic.ipynb` goes to the part whose number range holds NN; add a row for a new part.
-PARTS = [(0, 70, '강의'), (71, 98, '더 나아가기'), (99, 99, '참고')]
-API_PAGE = 'api'          # generated API reference, listed last in the last part
+# Sidebar parts: the folders of nbs/ in this order (a book each), then the notebooks at the top (the glossary).
+PARTS = [('course', '강의'), ('reference', '라이브러리 참조'), ('', '용어집')]
+API_PAGE = 'api'          # generated index of every exported name, listed last in the reference
 
 CALLOUTS = ('note', 'tip', 'warning', 'important', 'caution')   # Quarto callout kinds; MyST has the same admonitions
 
@@ -45,14 +46,15 @@ def front_matter(cell):
 
 
 def page_name(nb_path, fm):
-    "Page name on the site: the stem of nbdev's `output-file` (e.g. `10_data.ipynb` -> `data`)."
-    return Path(fm.get('output-file', nb_path.stem + '.html')).stem
+    "Page on the site: the notebook's folder and the stem of nbdev's `output-file` (`course/10_data.ipynb` -> `course/data`)."
+    stem = Path(fm.get('output-file', Path(nb_path).stem + '.html')).stem
+    folder = Path(nb_path).parent.as_posix()
+    return stem if folder in ('', '.') else f'{folder}/{stem}'
 
 
-def lesson_number(nb_path):
-    "The number of `NN_topic.ipynb` (or `NNb_topic.ipynb`, a notebook inserted after NN), or None."
-    m = re.match(r'(\d+)[a-z]?_', nb_path.name)  # 93b_bayes_fm: an inserted notebook sorts after 93
-    return int(m.group(1)) if m else None
+def relative(page, here):
+    "The URL of `page` (a page id such as `reference/ratings`) from a page in folder `here`."
+    return posixpath.relpath(page, here or '.')
 
 
 def cell_options(source):
@@ -64,14 +66,14 @@ def cell_options(source):
     return opts, '\n'.join(lines)
 
 
-def fix_links(md, pages, prefix):
-    "Point nbdev's absolute doc links and `NN_topic.ipynb` links at the pages of this site."
-    md = md.replace(prefix, '')
+def fix_links(md, pages, prefix, here=''):
+    "Point nbdev's absolute doc links and notebook links at the pages of this site, relative to folder `here`."
+    md = re.sub(re.escape(prefix) + r'([^()\s#]+)\.html', lambda m: relative(m.group(1), here) + '.html', md)
 
     def nb_link(m):
-        name = Path(m.group(1)).name
-        return f"]({pages.get(name, Path(name).stem)}.html{m.group(2) or ''})"
-    return re.sub(r'\]\(([^()\s]+?\.ipynb)(#[^()\s]*)?\)', nb_link, md)
+        path = posixpath.normpath(posixpath.join(here, m.group(1)))
+        return f"]({relative(pages.get(path, path[:-len('.ipynb')]), here)}.html{m.group(2) or ''})"
+    return re.sub(r'\]\(([^()\s:]+?\.ipynb)(#[^()\s]*)?\)', nb_link, md)
 
 
 def callout(m):
@@ -85,19 +87,19 @@ def callout(m):
     return f'{start}\n{body}\n:::'
 
 
-def fix_markdown(md, pages, prefix):
+def fix_markdown(md, pages, prefix, here=''):
     "Quarto/nbdev markdown -> MyST: callouts, link attributes, internal links."
     md = re.sub(r'^:::+\s*\{\.callout-(\w+)([^}]*)\}[ \t]*\n(.*?)^:::+[ \t]*$', callout, md, flags=re.M | re.S)
     md = re.sub(r'\[source\]\(([^()\s]+)\)\{[^}]*\}',
                 r'<a class="nbdev-source" href="\1" target="_blank" rel="noopener">source</a>', md)
     md = re.sub(r'(\]\([^()\s]+\))\{[^}]*\}', r'\1', md)
-    return fix_links(md, pages, prefix)
+    return fix_links(md, pages, prefix, here)
 
 
-def show_doc_markdown(md, pages, prefix):
+def show_doc_markdown(md, pages, prefix, here=''):
     "A show_doc output as page markdown, without the `---` rules that crash docutils (transitions)."
     md = '\n'.join(l for l in md.splitlines() if l.strip() != '---').strip()
-    return fix_markdown(md, pages, prefix)
+    return fix_markdown(md, pages, prefix, here)
 
 
 def md_cell(text):
@@ -116,19 +118,19 @@ def asis_markdown(cell):
                        if 'text/markdown' in o.get('data', {}))
 
 
-def convert_code(cell, pages, prefix):
+def convert_code(cell, pages, prefix, here=''):
     "A `_proc` code cell -> the cells the book shows (show_doc becomes markdown; Quarto options become tags)."
     src = ''.join(cell['source'])
     opts, body = cell_options(src)
     echo, output = opts.get('echo', 'true'), opts.get('output', 'true')
     if opts.get('include') == 'false': return []
     if cell.get('has_sd') or (output == 'asis' and echo == 'false' and 'show_doc' in body):
-        return [md_cell(show_doc_markdown(asis_markdown(cell), pages, prefix))]
+        return [md_cell(show_doc_markdown(asis_markdown(cell), pages, prefix, here))]
     out = []
     if output == 'asis':
         md = asis_markdown(cell)
         if echo != 'false': out.append(code_cell(body, [], cell.get('execution_count')))
-        return out + ([md_cell(fix_markdown(md, pages, prefix))] if md else [])
+        return out + ([md_cell(fix_markdown(md, pages, prefix, here))] if md else [])
     tags = (['remove-input'] if echo == 'false' else []) + (['remove-output'] if output == 'false' else [])
     if opts.get('code-fold') == 'true': tags.append('hide-input')
     return [code_cell(body, cell.get('outputs', []), cell.get('execution_count'), tags)]
@@ -139,8 +141,10 @@ def code_cell(source, outputs, count, tags=()):
     return {'cell_type': 'code', 'metadata': meta, 'execution_count': count, 'outputs': outputs, 'source': source}
 
 
-def convert_notebook(path, pages, prefix):
-    "A `_proc` notebook -> (page name, title, nbformat dict the book can read)."
+def convert_notebook(path, pages, prefix, rel=None):
+    "A `_proc` notebook (at `rel` below `_proc`) -> (page, title, nbformat dict the book can read)."
+    rel = Path(rel or path.name)
+    here = rel.parent.as_posix().strip('.')
     nb = json.loads(path.read_text(encoding='utf-8'))
     cells = nb['cells']
     fm = front_matter(cells[0]) if cells else {}
@@ -152,22 +156,23 @@ def convert_notebook(path, pages, prefix):
         src = ''.join(c['source'])
         if c['cell_type'] == 'markdown':
             if src.strip().startswith('<!-- WARNING: THIS FILE WAS AUTOGENERATED'): continue
-            new.append(md_cell(fix_markdown(src, pages, prefix)))
-        elif c['cell_type'] == 'code': new.extend(convert_code(c, pages, prefix))
+            new.append(md_cell(fix_markdown(src, pages, prefix, here)))
+        elif c['cell_type'] == 'code': new.extend(convert_code(c, pages, prefix, here))
     kernel = nb['metadata'].get('kernelspec', {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'})
     meta = {'kernelspec': kernel, 'language_info': {'name': 'python'}}
-    return page_name(path, fm), title, {'cells': number_cells(new), 'metadata': meta, 'nbformat': 4, 'nbformat_minor': 5}
+    return page_name(rel, fm), title, {'cells': number_cells(new), 'metadata': meta, 'nbformat': 4, 'nbformat_minor': 5}
 
 
 def exported_modules():
-    "`collab_lessons` modules that define `__all__`, in lesson order (by the notebook they come from)."
+    "`collab_lessons` modules that define `__all__`, in book order: (notebook path below nbs/, module, source)."
     lib = ROOT/'collab_lessons'
     mods = []
     for f in sorted(lib.glob('[!_]*.py')):
         src = f.read_text(encoding='utf-8')
-        m = re.search(r'File to edit: (\S+?\.ipynb)', src)
-        if '__all__' in src and m: mods.append((Path(m.group(1)).name, f.stem, src))
-    return sorted(mods)
+        m = re.search(r'File to edit: \.\./nbs/(\S+?\.ipynb)', src)
+        if '__all__' in src and m: mods.append((m.group(1), f.stem, src))
+    order = [folder for folder, _ in PARTS]
+    return sorted(mods, key=lambda m: (order.index(posixpath.dirname(m[0])), m[0]))
 
 
 def definitions(src):
@@ -188,6 +193,7 @@ def api_entry(mod, name, node, page, page_ids, src, cfg):
     line = node.lineno if node else 1
     src_url = f"{cfg.git_url}/blob/{cfg.branch}/{mod.__name__.replace('.', '/')}.py#L{line}"
     where = f"{page}.html#{anchor}" if anchor in page_ids else f"{page}.html"
+    book = '강의에서 보기' if page.startswith('course/') else '참조에서 보기'
     if callable(obj) and getattr(obj, '__module__', None) == mod.__name__:
         md = show_doc(obj)._repr_markdown_()
         md = re.sub(r'^\[source\]\([^)]*\)\{[^}]*\}\s*$', '', md, flags=re.M)
@@ -196,20 +202,20 @@ def api_entry(mod, name, node, page, page_ids, src, cfg):
         code = '\n'.join(code[:12] + (['    ...'] if len(code) > 12 else []))
         md = f"### {name}\n\n```python\n{code}\n```\n\n*A `{type(obj).__name__}`.*"
     md = show_doc_markdown(md, {}, '')
-    return f"{md}\n\n[강의에서 보기]({where}) <a class=\"nbdev-source\" href=\"{src_url}\">source</a>\n"
+    return f"{md}\n\n[{book}]({where}) <a class=\"nbdev-source\" href=\"{src_url}\">source</a>\n"
 
 
 def api_page(pages_by_nb, titles, ids_by_page, cfg):
     "MyST markdown for the API reference: every name in every module's `__all__`."
     sys.path.insert(0, str(ROOT))
-    parts = ['# API 참조\n\n> Every name exported by the `collab_lessons` library, with its signature and docstring.\n\n'
-             '`collab_lessons` 라이브러리가 내보내는 모든 이름이야. **강의에서 보기**를 누르면 그 이름을 만든 강의의 '
-             '설명으로 가.\n']
+    parts = ['# 이름 찾아보기\n\n> Every name exported by the `collab_lessons` library, with its signature and docstring.\n\n'
+             '`collab_lessons` 라이브러리가 내보내는 모든 이름이야. **강의에서 보기**나 **참조에서 보기**를 누르면 '
+             '그 이름을 만든 노트북의 설명으로 가.\n']
     for nb_name, stem, src in exported_modules():
         mod = importlib.import_module(f'collab_lessons.{stem}')
         page = pages_by_nb.get(nb_name, stem)
         doc = (mod.__doc__ or '').split('\n\n')[0].strip()
-        parts.append(f"## `collab_lessons.{stem}`\n\n{doc}\n\n강의: [{titles.get(page, page)}]({page}.html)\n")
+        parts.append(f"## `collab_lessons.{stem}`\n\n{doc}\n\n노트북: [{titles.get(page, page)}]({page}.html)\n")
         defs = definitions(src)
         for name in mod.__all__:
             parts.append(api_entry(mod, name, defs.get(name), page, ids_by_page.get(page, set()), src, cfg))
@@ -224,14 +230,13 @@ def heading_ids(nb):
 
 
 def toc(entries):
-    "Jupyter Book `_toc.yml`: index as root, then each part's pages in file order, the API page last."
+    "Jupyter Book `_toc.yml`: index as root, then a part per folder of PARTS in file order; the API index ends the reference."
     parts = []
-    for lo, hi, caption in PARTS:
-        chapters = [{'file': name} for nb, name in entries if (n := lesson_number(nb)) is not None and lo <= n <= hi]
+    for folder, caption in PARTS:
+        chapters = [{'file': name} for nb, name in sorted(entries)
+                    if Path(nb).parent.as_posix().strip('.') == folder and name != 'index']
+        if folder == 'reference': chapters.append({'file': API_PAGE})
         if chapters: parts.append({'caption': caption, 'chapters': chapters})
-    others = [{'file': name} for nb, name in entries if lesson_number(nb) is None and name != 'index']
-    if parts: parts[-1]['chapters'] += others + [{'file': API_PAGE}]
-    else: parts.append({'caption': PARTS[-1][2], 'chapters': others + [{'file': API_PAGE}]})
     return {'format': 'jb-book', 'root': 'index', 'parts': parts}
 
 
@@ -239,16 +244,19 @@ def prepare(proc):
     "Write the book sources into BOOK from the `_proc` notebooks."
     cfg = get_config(ROOT)
     prefix = doc_url_prefix(cfg)
-    nbs = sorted(p for p in proc.glob('*.ipynb') if not p.name.startswith(('_', '.')))
-    if not any(p.name == 'index.ipynb' for p in nbs): sys.exit(f"No index.ipynb in {proc}: run nbdev's processing first.")
-    pages = {p.name: page_name(p, front_matter(json.loads(p.read_text(encoding='utf-8'))['cells'][0])) for p in nbs}
+    nbs = sorted(p.relative_to(proc) for p in proc.rglob('*.ipynb')
+                 if not any(part.startswith(('_', '.')) for part in p.relative_to(proc).parts))
+    if Path('index.ipynb') not in nbs: sys.exit(f"No index.ipynb in {proc}: run nbdev's processing first.")
+    pages = {p.as_posix(): page_name(p, front_matter(json.loads((proc/p).read_text(encoding='utf-8'))['cells'][0]))
+             for p in nbs}
     if len(set(pages.values())) != len(pages):
         sys.exit(f"Two notebooks map to the same page name: {pages}")
     shutil.rmtree(BOOK, ignore_errors=True)
     (BOOK/'_static').mkdir(parents=True)
     entries, ids, titles = [], {}, {}
     for p in nbs:
-        name, titles[name], nb = convert_notebook(p, pages, prefix)
+        name, titles[name], nb = convert_notebook(proc/p, pages, prefix, p)
+        (BOOK/f'{name}.ipynb').parent.mkdir(parents=True, exist_ok=True)
         (BOOK/f'{name}.ipynb').write_text(json.dumps(nb, ensure_ascii=False, indent=1), encoding='utf-8')
         entries.append((p, name))
         ids[name] = heading_ids(nb)

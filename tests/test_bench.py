@@ -90,7 +90,7 @@ def test_lesson_quotes_the_committed_best_model_run():
     root = Path(__file__).parent.parent
     run = json.loads((root/'bench/best_model.json').read_text())
     for name in BLEND: assert run['settings'][name] == {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPES[name].items() if k != 'kind'}
-    cells = {c['id']: c for c in json.loads((root/'nbs/96_bench.ipynb').read_text())['cells']}
+    cells = {c['id']: c for c in json.loads((root/'nbs/reference/29_bench.ipynb').read_text())['cells']}
     shown = ''.join(''.join(o.get('data', {}).get('text/plain', '')) for o in cells['0e1f2a3b']['outputs'])
     assert all(f"{r['blend_rmse']:.4f}" in shown for r in run['tune'])
     chosen = next(r for r in run['tune'] if (r['bpmf_samples'], r['ae_seeds'], r['ae_epochs']) == (200, 1, 24))

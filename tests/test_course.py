@@ -12,7 +12,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_every_step_is_stored_in_its_lesson():
-    stored = lesson_scores(ROOT/'nbs')
+    stored = lesson_scores(ROOT/'nbs'/'course')
     assert sorted(zip(stored.lesson, stored.step)) == sorted((s['lesson'], s['step']) for s in COURSE_STEPS)
     assert ((stored.valid_rmse ** 2 - stored.valid_mse).abs() < 2e-3).all()
 
@@ -108,7 +108,7 @@ def test_lesson_70_rerun_reproduces_every_lessons_stored_score():
     "The table lesson 70 stores from `run_course` holds the scores each lesson stored (the check that used to run in the lesson)."
     import io, json
     from collab_lessons.course import lesson_scores
-    nbs = Path(__file__).parents[1]/'nbs'
+    nbs = Path(__file__).parents[1]/'nbs'/'course'
     cells = json.loads((nbs/'70_course.ipynb').read_text(encoding='utf-8'))['cells']
     src = next(c for c in cells if 'run_course(load_ratings' in ''.join(c['source']))
     text = next(''.join(o['data']['text/plain']) for o in src['outputs'] if o['output_type'] == 'execute_result')

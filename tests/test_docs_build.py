@@ -7,7 +7,8 @@ import build_site  # noqa: E402
 from anchors import pandoc_slug  # noqa: E402
 
 PREFIX = 'https://collab-lessons.github.io/collab-lessons/'
-PAGES = {'10_data.ipynb': 'data', '20_dot_product.ipynb': 'dot_product'}
+PAGES = {'course/10_data.ipynb': 'course/data', 'course/20_dot_product.ipynb': 'course/dot_product',
+         'reference/01_ratings.ipynb': 'reference/ratings'}
 
 
 def raw(text): return {'cell_type': 'raw', 'metadata': {}, 'source': text}
@@ -23,14 +24,18 @@ def md_output(text): return {'output_type': 'execute_result', 'data': {'text/mar
 def test_front_matter_gives_page_name_and_title():
     fm = build_site.front_matter(raw('---\ndescription: Load ratings.\noutput-file: data.html\ntitle: "데이터 준비"\n\n---\n'))
     assert fm == {'description': 'Load ratings.', 'output-file': 'data.html', 'title': '데이터 준비'}
-    assert build_site.page_name(Path('10_data.ipynb'), fm) == 'data'
-    assert build_site.page_name(Path('99_glossary.ipynb'), {}) == '99_glossary'
+    assert build_site.page_name(Path('course/10_data.ipynb'), fm) == 'course/data'
+    assert build_site.page_name(Path('glossary.ipynb'), {}) == 'glossary'
 
 
 def test_links_point_at_site_pages():
-    md = f'[데이터 준비](10_data.ipynb), [`DotProduct`]({PREFIX}dot_product.html#dotproduct), [x](20_dot_product.ipynb#학습)'
-    assert build_site.fix_markdown(md, PAGES, PREFIX) == \
-        '[데이터 준비](data.html), [`DotProduct`](dot_product.html#dotproduct), [x](dot_product.html#학습)'
+    md = (f'[데이터 준비](10_data.ipynb), [`DotProduct`]({PREFIX}course/dot_product.html#dotproduct), '
+          f'[x](20_dot_product.ipynb#학습), [읽기](../reference/01_ratings.ipynb), [`read_ratings`]({PREFIX}reference/ratings.html#read_ratings)')
+    assert build_site.fix_markdown(md, PAGES, PREFIX, 'course') == (
+        '[데이터 준비](data.html), [`DotProduct`](dot_product.html#dotproduct), [x](dot_product.html#학습), '
+        '[읽기](../reference/ratings.html), [`read_ratings`](../reference/ratings.html#read_ratings)')
+    # from the site's root (the index page): the folder stays in the link
+    assert build_site.fix_markdown('[데이터](course/10_data.ipynb)', PAGES, PREFIX) == '[데이터](course/data.html)'
 
 
 def test_show_doc_cell_becomes_markdown_without_rules():
@@ -60,14 +65,16 @@ def test_callouts_become_admonitions():
 
 
 def test_new_notebooks_join_the_sidebar_in_order():
-    names = ['index', '10_data', '20_dot_product', '70_course', '71_interpret', '85_recommend', '90_cli', '99_glossary']
-    entries = [(Path(f'{n}.ipynb'), n.split('_', 1)[-1]) for n in names]
+    names = ['index', 'course/20_dot_product', 'course/10_data', 'course/73b_ranking', 'reference/02_own_ratings',
+             'reference/01_ratings', 'glossary']
+    entries = [(Path(f'{n}.ipynb'), build_site.page_name(Path(f'{n}.ipynb'), {'output-file': n.split('_', 1)[-1] + '.html'}
+                if '/' in n else {})) for n in names]
     toc = build_site.toc(entries)
     assert toc['root'] == 'index'
     chapters = [(p['caption'], [c['file'] for c in p['chapters']]) for p in toc['parts']]
-    assert chapters == [('강의', ['data', 'dot_product', 'course']),
-                        ('더 나아가기', ['interpret', 'recommend', 'cli']),
-                        ('참고', ['glossary', 'api'])]
+    assert chapters == [('강의', ['course/data', 'course/dot_product', 'course/ranking']),
+                        ('라이브러리 참조', ['reference/ratings', 'reference/own_ratings', 'api']),
+                        ('용어집', ['glossary'])]
 
 
 def test_pandoc_slugs_match_nbdev_and_quarto_anchors():

@@ -19,7 +19,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 matplotlib.use('Agg')
 
-NBS = Path(__file__).resolve().parents[1]/'nbs'
+NBS = Path(__file__).resolve().parents[1]/'nbs'/'course'
 CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course']
 HINT, SOLUTION, ANSWER = '<summary>힌트</summary>', '<summary>풀이</summary>', '<summary>답</summary>'
 

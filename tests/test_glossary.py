@@ -1,4 +1,4 @@
-"""The glossary (nbs/99_glossary.ipynb) is the single source of Korean terms: every notebook's prose must follow it."""
+"""The glossary (nbs/glossary.ipynb) is the single source of Korean terms: every notebook's prose must follow it."""
 import json
 import re
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/'nbs'
-GLOSSARY = NBS/'99_glossary.ipynb'
+GLOSSARY = NBS/'glossary.ipynb'
 NONE = {'', '—', '-'}
 
 
@@ -66,7 +66,8 @@ def rank_as_ranking(text):
 
 
 def lesson_notebooks():
-    return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')) and p != GLOSSARY)
+    return sorted(p for p in NBS.rglob('*.ipynb')
+                  if not any(part.startswith(('_', '.')) for part in p.relative_to(NBS).parts) and p != GLOSSARY)
 
 
 def forbidden_uses(text, rows):
@@ -143,7 +144,7 @@ def test_notebook_uses_only_glossary_terms(nb):
     rows = terms()
     text = prose(nb)
     hits = forbidden_uses(text, rows)
-    assert not hits, f"{nb.name} uses terms the glossary forbids (nbs/99_glossary.ipynb):\n" + '\n'.join(
+    assert not hits, f"{nb.name} uses terms the glossary forbids (nbs/glossary.ipynb):\n" + '\n'.join(
         f"  '{bad}' -> write '{good}' ... {ctx} ..." for bad, good, ctx in hits)
     ranks = rank_as_ranking(text)
     assert not ranks, f"{nb.name} uses 순위 (ranking) for a matrix rank; write 랭크:\n" + '\n'.join(f"  ... {c} ..." for c in ranks)
@@ -154,7 +155,7 @@ def test_notebook_uses_only_glossary_terms(nb):
 
 def test_naming_table_names_are_used_in_the_code():
     code = '\n'.join(p.read_text(encoding='utf-8') for p in (ROOT/'collab_lessons').glob('*.py'))
-    for p in NBS.glob('*.ipynb'):
+    for p in NBS.rglob('*.ipynb'):
         nb = json.loads(p.read_text(encoding='utf-8'))
         code += '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
     rows = glossary_table('이름')

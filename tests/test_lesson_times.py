@@ -1,6 +1,7 @@
 """Every lesson states its run time at the top, the index lists it, and both agree within 2x with nbs/lesson_times.json.
-A course lesson's (10-71) stated time also agrees with its own stored outputs: never below the seconds its training
-tables and progress bars show, and within 2x of those seconds plus the measured CPU seconds of its other cells."""
+A lesson's stated time also agrees with its own stored outputs: never below the seconds its training tables and
+progress bars show, and within 2x of those seconds plus the measured CPU seconds of its other cells. Lessons are the
+course's notebooks (nbs/course/); the library reference states no times."""
 import importlib.util
 import json
 import re
@@ -13,7 +14,6 @@ _spec = importlib.util.spec_from_file_location('lesson_times', ROOT/'tools'/'les
 lt = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(lt)
 LESSONS = lt.lessons()
-COURSE = [p for p in LESSONS if int(p.name[:2]) <= 71]
 
 
 def times(): return lt.load_times(lt.TIMES)['notebooks']
@@ -46,6 +46,7 @@ def test_index_table_matches_measurements():
     index = '\n'.join(lt.source(c) for c in lt.read_nb(lt.NBS/'index.ipynb')['cells'])
     rows = {name: when for _, name, when, _ in lt.INDEX_ROW.findall(index)}
     measured = times()
+    rows = {Path(name).name: when for name, when in rows.items() if name.startswith('course/')}
     for nb in LESSONS:
         assert nb.name in rows, f'index.ipynb: no time row for {nb.name} (run tools/lesson_times.py write)'
         assert nb.name in measured, f'{nb.name}: no measurement in nbs/lesson_times.json'
@@ -81,18 +82,18 @@ def test_checks_catch_planted_errors():
 
 def test_write_replaces_old_statements(tmp_path):
     nbs = tmp_path/'nbs'
-    nbs.mkdir()
+    (nbs/'course').mkdir(parents=True)
     cells = [dict(cell_type='code', source='x = 1', metadata={}, outputs=[], execution_count=None),
              dict(cell_type='markdown', source='# 제목\n\n> An English line.', metadata={}),
              dict(cell_type='markdown', source='소개야. CPU 한 코어로 2~3분 걸려.\n\n둘째 문단이야.', metadata={})]
-    lt.write_nb(dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5), nbs/'40_bias.ipynb')
+    lt.write_nb(dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5), nbs/'course'/'40_bias.ipynb')
     lt.write_nb(dict(cells=[dict(cell_type='markdown', source='## 강의 목록', metadata={})], metadata={}, nbformat=4,
                      nbformat_minor=5), nbs/'index.ipynb')
     (nbs/'lesson_times.json').write_text(json.dumps({'notebooks': {'40_bias.ipynb': {'seconds': 330}}}))
-    lt.main(['write', str(nbs/'40_bias.ipynb')])
-    intro = lt.source(lt.read_nb(nbs/'40_bias.ipynb')['cells'][2])
+    lt.main(['write', str(nbs/'course'/'40_bias.ipynb')])
+    intro = lt.source(lt.read_nb(nbs/'course'/'40_bias.ipynb')['cells'][2])
     assert intro.startswith('⏱ 실행 시간: CPU 한 스레드에서 약 5분 30초 ') and '2~3분' not in intro and '둘째 문단이야.' in intro
-    assert '| 40 | [제목](40_bias.ipynb) | 약 5분 30초 | 없음 |' in lt.source(lt.read_nb(nbs/'index.ipynb')['cells'][1])
+    assert '| 40 | [제목](course/40_bias.ipynb) | 약 5분 30초 | 없음 |' in lt.source(lt.read_nb(nbs/'index.ipynb')['cells'][1])
 
 
 def stated_seconds(nb):
@@ -112,7 +113,7 @@ def output_problems(stated_s, stored_s, rest_s):
     return problems
 
 
-@pytest.mark.parametrize('nb', COURSE, ids=lambda p: p.stem)
+@pytest.mark.parametrize('nb', LESSONS, ids=lambda p: p.stem)
 def test_stated_time_agrees_with_stored_outputs(nb):
     book, entry = lt.read_nb(nb), times().get(nb.name, {})
     stored = lt.stored_seconds(book)
@@ -154,18 +155,25 @@ def test_output_checks_catch_planted_errors():
 
 def test_write_states_the_rule(tmp_path):
     nbs = tmp_path/'nbs'
-    nbs.mkdir()
+    (nbs/'course').mkdir(parents=True)
     cells = [dict(cell_type='markdown', source='# 제목\n\n> An English line.', metadata={}),
              dict(cell_type='markdown', source='소개야.', metadata={}),
              dict(cell_type='code', source='x = 1', metadata={}, outputs=[], execution_count=None)]
-    lt.write_nb(dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5), nbs/'70_course.ipynb')
+    lt.write_nb(dict(cells=cells, metadata={}, nbformat=4, nbformat_minor=5), nbs/'course'/'70_course.ipynb')
     lt.write_nb(dict(cells=[dict(cell_type='markdown', source='## 강의 목록', metadata={})], metadata={}, nbformat=4,
                      nbformat_minor=5), nbs/'index.ipynb')
     entry = dict(seconds=504, rule='stored+rest', stored_seconds=493.8, rest_cpu_seconds=10.2)
     (nbs/'lesson_times.json').write_text(json.dumps({'notebooks': {'70_course.ipynb': entry}}))
-    lt.main(['write', str(nbs/'70_course.ipynb')])
-    intro = lt.source(lt.read_nb(nbs/'70_course.ipynb')['cells'][1])
+    lt.main(['write', str(nbs/'course'/'70_course.ipynb')])
+    intro = lt.source(lt.read_nb(nbs/'course'/'70_course.ipynb')['cells'][1])
     assert intro.startswith('⏱ 실행 시간: CPU 한 스레드에서 약 8분 30초 (저장된 출력의 학습 시간 8분에 나머지 셀의 CPU 시간 10초를 ')
     assert lt.parse_time(lt.STATED.findall(intro)[0]) == 510
     index = lt.source(lt.read_nb(nbs/'index.ipynb')['cells'][1])
-    assert '| 70 | [제목](70_course.ipynb) | 약 8분 30초 | 없음 |' in index and '예전 방식' not in index
+    assert '| 70 | [제목](course/70_course.ipynb) | 약 8분 30초 | 없음 |' in index and '예전 방식' not in index
+
+
+def test_reference_states_no_time():
+    "The library reference is for programmers: no lesson time line, and it is not in the index table."
+    for nb in sorted((lt.NBS/'reference').glob('*.ipynb')):
+        text = '\n'.join(lt.source(c) for c in lt.read_nb(nb)['cells'] if c['cell_type'] == 'markdown')
+        assert not lt.STATED.search(text), f'{nb.name}: a reference notebook states a lesson time'

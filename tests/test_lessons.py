@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 NBS = Path(__file__).parents[1]/'nbs'
-LESSONS = sorted(NBS.glob('[0-9]*.ipynb'))
+LESSONS = sorted(NBS.glob('*/[0-9]*.ipynb'))  # both books: nbs/course and nbs/reference
 # Numbers quoted in prose that are not measured by the notebooks: the seed notebook's historical
 # result (fastai of its day), the theoretical share of distinct rows under sampling with replacement,
 # and GLocal-K's published u1 RMSE.
@@ -66,7 +66,7 @@ def test_prose_names_no_private_functions(nb):
     assert not private, f"{nb.name} backticks private names {private}: describe them in words instead."
 
 
-ALL_NBS = sorted(NBS.glob('*.ipynb'))
+ALL_NBS = sorted(p for p in NBS.rglob('*.ipynb') if not any(part.startswith(('_', '.')) for part in p.relative_to(NBS).parts))
 # Absolute paths of this or any machine, installed-package paths and warnings have no place in what a reader sees.
 BAD_OUTPUT = re.compile(r'(?<![\w./~-])(?:/root|/home|/tmp|/work|/usr|/opt|/var|/Users)/|site-packages|\b\w*Warning:|UserWarning|FutureWarning|DeprecationWarning')
 # Words about how the course is made (issues, targets set for it) rather than about recommenders.
@@ -107,8 +107,7 @@ def test_lessons_say_nothing_about_the_process(nb):
     assert not found, f'{nb.name} talks about how the course is made ({found}): say what the reader learns instead'
 
 
-CORE = [NBS/f'{n}.ipynb' for n in ('10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay',
-                                   '60_from_scratch', '70_course', '71_interpret')]
+CORE = sorted((NBS/'course').glob('[0-9]*.ipynb'))  # every course lesson
 
 
 def _colab_cell():

@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-NBS = ROOT/'nbs'
+NBS = ROOT/'nbs'/'course'   # the lessons; the reference is in nbs/reference
 sys.path.insert(0, str(ROOT/'tools'))
 import colab_cell  # noqa: E402
 
@@ -60,7 +60,7 @@ def test_lesson_runs_alone_in_an_empty_folder(lesson, tmp_path, ml100k):
     probe = run_alone(lesson, tmp_path)
     assert Path(probe['cwd']).resolve() == tmp_path.resolve()
     assert probe['files'] == [lesson], probe['files']
-    checkout = [p for p in probe['path'] if p and Path(p).resolve() in (ROOT, NBS)]
+    checkout = [p for p in probe['path'] if p and Path(p).resolve() in (ROOT, NBS.parent, NBS)]
     assert not checkout, f"the checkout is on the kernel's sys.path: {checkout}"
 
 
@@ -114,13 +114,13 @@ def test_kernel_metadata_survives_nbdev_clean(tmp_path):
     meta = json.loads(nb_path.read_text(encoding='utf-8'))['metadata']
     assert meta['language_info'] == lab_kernel.language_info() and meta['kernelspec'] == lab_kernel.KERNELSPEC
     assert not lab_kernel.stamp(nb_path)
-    assert not lab_kernel.stamp(NBS/'40_bias.ipynb'), "nbs/40_bias.ipynb: run `python tools/lab_kernel.py stamp` on it"
+    assert not lab_kernel.stamp(NBS/'40_bias.ipynb'), "nbs/course/40_bias.ipynb: run `python tools/lab_kernel.py stamp` on it"
 
 
 def _lessons():
     "Numbered notebooks with code of their own (the glossary has none)."
     def has_code(p): return any(c['cell_type'] == 'code' and c.get('id') != colab_cell.CELL_ID for c in json.loads(p.read_text(encoding='utf-8'))['cells'])
-    return [p for p in sorted(NBS.glob('[0-9]*.ipynb')) if has_code(p)]
+    return [p for p in sorted(NBS.parent.glob('*/[0-9]*.ipynb')) if has_code(p)]
 
 
 @pytest.mark.parametrize('nb_path', _lessons(), ids=lambda p: p.stem)

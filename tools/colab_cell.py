@@ -1,7 +1,7 @@
 """Give lesson notebooks the lines that install the course's library when the notebook runs in Google Colab.
 
-    python tools/colab_cell.py nbs/[0-9]*.ipynb          # add or move them where needed (idempotent)
-    python tools/colab_cell.py --check nbs/[0-9]*.ipynb  # exit 1 naming the notebooks where they are missing or misplaced
+    python tools/colab_cell.py nbs/course/[0-9]*.ipynb          # add or move them where needed (idempotent)
+    python tools/colab_cell.py --check nbs/course/[0-9]*.ipynb  # exit 1 naming the notebooks where they are missing or misplaced
 
 The install is guarded by `'google.colab' in sys.modules`, so nbdev-test, JupyterLab and every other local run skip it.
 A lesson's first screen is its title and its idea, so the install never comes before the title: it goes at the top

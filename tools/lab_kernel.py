@@ -6,7 +6,7 @@ kernel starts, and marks the tab modified when they differ from the file's. `nbd
 `[tool.nbdev]`, keeps `language_info`. So:
 
     python tools/lab_kernel.py install [--prefix DIR]   # kernelspec `python3` whose display name is `python3`
-    python tools/lab_kernel.py stamp nbs/*.ipynb        # store this Python's kernelspec and language_info
+    python tools/lab_kernel.py stamp nbs/*/*.ipynb      # store this Python's kernelspec and language_info
 
 `install` goes into the virtual environment (or DIR/share/jupyter, for JUPYTER_PATH); `tools/jupyterlab.sh` runs it.
 """

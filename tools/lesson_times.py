@@ -1,8 +1,10 @@
 """State how long each lesson notebook takes on one CPU thread, in the lessons and in the index, consistent with the
 lesson's own stored outputs.
 
-    python tools/lesson_times.py measure [NB ...]  # record each notebook's time in nbs/lesson_times.json
+    python tools/lesson_times.py measure [NB ...]  # record each lesson's time in nbs/lesson_times.json
     python tools/lesson_times.py write [NB ...]    # put the time line atop each lesson's intro, fill the index table
+
+Lessons are the course's notebooks, `nbs/course/NN_topic.ipynb`; the library reference states no times.
 
 The rule (`measure`): a lesson's time = stored + rest.
 - stored: the seconds the notebook's own stored outputs show (`stored_seconds`): per code cell, the larger of the
@@ -18,7 +20,7 @@ So the stated time never contradicts a training table or progress bar on the pag
 stored times themselves were recorded beside other work; an idle machine may be faster.
 
 Entries without this rule (older `measure` runs: wall time of `nbdev-test --flags slow --timing`) keep their
-`seconds`. Without NB, both actions act on every lesson (a numbered notebook with code cells). `write` always
+`seconds`. Without NB, both actions act on every lesson (a numbered course notebook with code cells). `write` always
 rewrites the index table. Run `nbdev-clean` after `write`.
 """
 import argparse
@@ -64,8 +66,8 @@ def source(cell): return ''.join(cell['source'])
 
 
 def lessons(nbs=NBS):
-    "Numbered notebooks that run code (the glossary has none), in course order."
-    return [p for p in sorted(Path(nbs).glob('[0-9][0-9]_*.ipynb'))
+    "The course's numbered notebooks (`nbs/course/NN_topic.ipynb`) that run code, in course order."
+    return [p for p in sorted((Path(nbs)/'course').glob('[0-9][0-9]_*.ipynb'))
             if any(c['cell_type'] == 'code' for c in read_nb(p)['cells'])]
 
 
@@ -240,7 +242,7 @@ def with_time_line(text, entry):
 
 def measured(times, name):
     entry = times['notebooks'].get(name)
-    if entry is None: raise SystemExit(f'{name} has no measurement in {TIMES.name}: run `python tools/lesson_times.py measure nbs/{name}` first.')
+    if entry is None: raise SystemExit(f'{name} has no measurement in {TIMES.name}: run `python tools/lesson_times.py measure nbs/course/{name}` first.')
     return entry
 
 
@@ -284,7 +286,7 @@ def index_table(times, nbs=NBS):
                           '(다른 작업과 함께 돌아서 실제보다 길 수 있어).')
     for p in lessons(nbs):
         nb = read_nb(p)
-        rows.append(f'| {p.name[:2]} | [{title(nb)}]({p.name}) | {table_time(times, p.name)} | {data_needed(nb)} |')
+        rows.append(f'| {p.name[:2]} | [{title(nb)}](course/{p.name}) | {table_time(times, p.name)} | {data_needed(nb)} |')
     return '\n'.join(rows)
 
 
@@ -294,7 +296,7 @@ def write_index(times, nbs=NBS):
     cells, new = nb['cells'], index_table(times, nbs)
     at = next((i for i, c in enumerate(cells) if source(c).startswith(INDEX_HEADING)), None)
     if at is None:  # first time: right after the lesson list
-        at = 1 + next(i for i, c in enumerate(cells) if source(c).startswith('## 강의 목록'))
+        at = 1 + next(i for i, c in enumerate(cells) if source(c).startswith(('## 강의\n', '## 강의 목록')))
         cells.insert(at, dict(cell_type='markdown', metadata={}, source=[]))
     cells[at]['source'] = new.splitlines(keepends=True)
     write_nb(nb, path)
@@ -310,7 +312,7 @@ def main(argv=None):
     nbs = args.notebooks or lessons()
     for nb in nbs:
         if not nb.exists(): ap.error(f'{nb}: no such notebook')
-    folder = nbs[0].parent  # lesson_times.json and index.ipynb live beside the notebooks (a scratch copy works too)
+    folder = nbs[0].parent.parent  # lesson_times.json and index.ipynb live in nbs/, the lessons in nbs/course/ (a scratch copy works too)
     if args.action in ('rest', 'rest-full'):
         if len(nbs) != 1: ap.error(f'{args.action} takes exactly one notebook')
         print(json.dumps(run_rest(nbs[0], skip_timed=args.action == 'rest')))

@@ -31,7 +31,7 @@ echo "Fast tier: ${fast_s} s"
 
 # Notebooks that hold slow cells run again whole, with those cells: the cheap cells before them run twice.
 # nbdev-test takes one path, so the notebooks are picked by a regex of their file names.
-slow_nbs=$(grep -l '"#| slow' nbs/[0-9]*.ipynb | xargs -n1 basename | paste -sd'|')
+slow_nbs=$(grep -l '"#| slow' nbs/*/[0-9]*.ipynb | xargs -n1 basename | paste -sd'|')
 part "notebooks with their slow cells: ${slow_nbs//|/ }"
 .venv/bin/nbdev-test --flags slow --n-workers 2 --timing --cell-timeout 1800 --file-re "^(${slow_nbs//./\\.})\$"
 part "pytest -m slow"

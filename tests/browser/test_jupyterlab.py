@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LESSON = '40_bias.ipynb'      # a core lesson that trains (fit_one_cycle, 5 epochs)
+LESSON = 'course/40_bias.ipynb'      # a core lesson that trains (fit_one_cycle, 5 epochs)
 RUN_TIMEOUT_S = 600
 IN_LESSON_JS = "sel => [...document.querySelectorAll(`.jp-NotebookPanel:not(.lm-mod-hidden) ${sel}`)]"
 
@@ -164,7 +164,7 @@ def test_lesson_opens_clean_and_runs_in_jupyterlab(lab_page, lab, lab_shots, kor
     assert not page.outside_requests, f"JupyterLab tried to reach outside: {page.outside_requests}"
 
 
-FIRST_LESSON = '20_dot_product.ipynb'
+FIRST_LESSON = 'course/20_dot_product.ipynb'
 FIRST_SCREEN_JS = """([sel, text]) => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer, .jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
   const box = panel.getBoundingClientRect();

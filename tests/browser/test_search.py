@@ -5,7 +5,7 @@ import re
 import pytest
 
 # query -> the lesson page that must be among the first results shown
-QUERIES = {'가중치': 'weight_decay.html', '임베딩': 'dot_product.html', '편향': 'bias.html'}
+QUERIES = {'가중치': 'course/weight_decay.html', '임베딩': 'course/dot_product.html', '편향': 'course/bias.html'}
 RESULT_LINKS = '#pagefind-search .pagefind-ui__result-link'
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
-LESSON = 'dot_product.html'   # a lesson with show_doc entries and a stored training table
+LESSON = 'course/dot_product.html'   # a lesson with show_doc entries and a stored training table
 LESSON_TITLE = '임베딩과 점곱 모델'
 
 PAGE_INFO_JS = """() => ({
@@ -20,17 +20,25 @@ PAGE_INFO_JS = """() => ({
 
 
 def site_pages(site_dir):
-    return sorted(p.name for p in site_dir.glob('*.html'))
+    "Every page of the site: the home page, search and API pages, and the pages of both books (course/, reference/)."
+    return sorted(p.relative_to(site_dir).as_posix() for p in site_dir.rglob('*.html')
+                  if not any(part.startswith(('_', '.')) for part in p.relative_to(site_dir).parts))
+
+
+def notebooks():
+    return sorted(nb for nb in (ROOT/'nbs').rglob('*.ipynb')
+                  if not any(part.startswith(('_', '.')) for part in nb.relative_to(ROOT/'nbs').parts))
 
 
 def page_name(nb):
-    "Site page of a notebook, as nbdev names it (`output-file`): the file name without its number prefix."
-    return re.sub(r'^\d+[a-z]?_', '', nb.stem) + '.html'
+    "Site page of a notebook, as nbdev names it (`output-file`): its folder and file name without the number prefix."
+    rel = nb.relative_to(ROOT/'nbs')
+    return (rel.parent/(re.sub(r'^\d+[a-z]?_', '', nb.stem) + '.html')).as_posix()
 
 
 def test_every_page_loads_with_working_links_and_images(page, base_url, site_dir):
     pages = site_pages(site_dir)
-    expected = {page_name(nb) for nb in (ROOT/'nbs').glob('*.ipynb') if not nb.name.startswith(('_', '.'))}
+    expected = {page_name(nb) for nb in notebooks()}
     assert expected | {'api.html', 'search.html'} <= set(pages), f"pages missing from the site: {expected - set(pages)}"
     info, problems = {}, []
     for name in pages:
@@ -96,7 +104,7 @@ def test_stored_training_table_is_visible(page, base_url, shots):
 
 
 def test_math_is_rendered_as_mathml(page, base_url):
-    page.goto(base_url + 'prediction_range.html')
+    page.goto(base_url + 'course/prediction_range.html')
     maths = page.locator('article math')
     assert maths.count() >= 1
     box = maths.first.bounding_box()
@@ -104,14 +112,17 @@ def test_math_is_rendered_as_mathml(page, base_url):
     assert '\\sigma' not in page.locator('article').inner_text()
 
 
-def test_sidebar_lists_every_notebook_in_file_order(page, base_url):
+def test_sidebar_shows_the_two_books_and_the_glossary(page, base_url):
+    "The sidebar has the parts 강의 · 라이브러리 참조 · 용어집, each listing its folder's notebooks in file order."
     page.goto(base_url + 'index.html')
+    captions = [t.strip() for t in page.locator('nav.bd-docs-nav p.caption').all_inner_texts()]
+    assert captions == ['강의', '라이브러리 참조', '용어집'], captions
     hrefs = page.locator('nav.bd-docs-nav a').evaluate_all('els => els.map(a => a.getAttribute("href"))')
     hrefs = [h.split('#')[0] for h in hrefs]
-    nbs = sorted(nb for nb in (ROOT/'nbs').glob('[0-9]*.ipynb'))
-    expected = [page_name(nb) for nb in nbs]
-    assert [h for h in hrefs if h in expected] == expected, hrefs
-    assert hrefs[-1] == 'api.html'
+    for book in ('course', 'reference'):
+        expected = [page_name(nb) for nb in sorted((ROOT/'nbs'/book).glob('[0-9]*.ipynb'))]
+        assert [h for h in hrefs if h.startswith(book + '/')] == expected, hrefs
+    assert hrefs.index('reference/cli.html') + 1 == hrefs.index('api.html') and hrefs[-1] == 'glossary.html'
 
 
 def test_api_reference_covers_every_exported_name(page, base_url):
@@ -129,12 +140,12 @@ def test_search_finds_a_class(page, base_url):
     page.goto(base_url + 'search.html?q=DotProductBias')
     results = page.locator('#pagefind-search .pagefind-ui__result-link')
     results.first.wait_for(timeout=15_000)
-    assert any('bias.html' in h for h in results.evaluate_all('els => els.map(a => a.href)'))
+    assert any('course/bias.html' in h for h in results.evaluate_all('els => els.map(a => a.href)'))
 
 
 def test_bias_page_shows_the_model_source(page, base_url, shots):
     "Lesson 40's page shows the source of `class DotProductBias` as code (nbdev `#| exports`), not only its signature."
-    page.goto(base_url + 'bias.html')
+    page.goto(base_url + 'course/bias.html')
     code = page.locator('article pre').filter(has_text='class DotProductBias')
     assert code.count() >= 1, "bias.html shows no code block with `class DotProductBias`"
     block = code.first
