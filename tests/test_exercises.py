@@ -20,7 +20,8 @@ from IPython.core.inputtransformer2 import TransformerManager
 matplotlib.use('Agg')
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
-CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course']
+CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course',
+        'course/73_learning_to_rank']
 HINT, SOLUTION, ANSWER = '<summary>힌트</summary>', '<summary>풀이</summary>', '<summary>답</summary>'
 
 
@@ -270,6 +271,16 @@ CHECKS = {
                                     and ns['lengths']['1-5 ratings'] < ns['lengths']['over 100 ratings'],
     ('71_interpret', 4): lambda ns: isinstance(ns['args'].user, str) and ns['users'][ns['find_user'](ns['users'], ns['args'].user)] == 42
                                     and ns['message'].endswith('Did you mean 42?'),
+    # liking (>= 4) keeps fewer positives, skips users with no liked test item and is a harder test than "seen"
+    ('course/73_learning_to_rank', 1): lambda ns: len(ns['liked_train']) < len(ns['seen']) and ns['liked']['skipped'] > 0
+                                                  and 0 < ns['liked']['ndcg@10'] < ns['full_ranking'](ns['ease_scores'])['ndcg@10'],
+    # a longer list never loses hits: recall and hit rate cannot fall as k grows
+    ('course/73_learning_to_rank', 2): lambda ns: list(ns['by_k'].index) == [5, 10, 20] and ns['by_k'].recall.is_monotonic_increasing
+                                                  and ns['by_k'].hit_rate.is_monotonic_increasing,
+    # fewer sampled negatives inflate NDCG@10 more; the full ranking is the lowest
+    ('course/73_learning_to_rank', 3): lambda ns: ns['by_negatives'][[20, 100, 500]].is_monotonic_decreasing
+                                                  and ns['by_negatives']['full'] < ns['by_negatives'][500],
+    ('course/73_learning_to_rank', 4): lambda ns: max(ns['losses'].values()) - min(ns['losses'].values()) < 1e-6,
 }
 
 
