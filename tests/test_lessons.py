@@ -52,7 +52,7 @@ def test_every_code_cell_has_run(nb):
     for cell in cells(nb, 'code'):
         src = ''.join(cell['source']).strip()
         last = src.splitlines()[-1] if src else ''
-        shows_value = last and not last.startswith(('#', 'from ', 'import ', ' ', 'with ', 'assert', 'test_', 'class ', 'def ', 'return', 'warnings.')) \
+        shows_value = last and not last.startswith(('#', 'from ', 'import ', ' ', 'with ', 'assert', 'test_', 'class ', 'def ', 'return', 'warnings.', 'set_seed(')) \
             and '=' not in last.split('(')[0] and not src.startswith('#| export') and '#| hide' not in src \
             and '#| eval: false' not in src  # shown, never run (nbdev-test skips it too)
         if shows_value and not cell.get('outputs'):
