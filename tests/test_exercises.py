@@ -20,7 +20,8 @@ from IPython.core.inputtransformer2 import TransformerManager
 matplotlib.use('Agg')
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
-CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course']
+CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course',
+        'course/72_evaluation']
 HINT, SOLUTION, ANSWER = '<summary>힌트</summary>', '<summary>풀이</summary>', '<summary>답</summary>'
 
 
@@ -268,6 +269,16 @@ CHECKS = {
     ('71_interpret', 3): lambda ns: len(ns['by_distance']) == 10 and 'Star Wars (1977)' not in set(ns['by_distance'].title)
                                     and ns['by_cosine'].n_ratings.min() < ns['by_distance'].n_ratings.min()
                                     and ns['lengths']['1-5 ratings'] < ns['lengths']['over 100 ratings'],
+    # a stricter relevance keeps fewer users and lowers both lists' precision; popularity stays ahead
+    ('course/72_evaluation', 1): lambda ns: list(ns['strict'].index) == ['rating model', 'popularity']
+                                            and (ns['strict']['P@10'] < ns['results']['P@10']).all()
+                                            and ns['strict'].users.iloc[0] < ns['results'].users.iloc[0]
+                                            and ns['strict']['P@10'].popularity > ns['strict']['P@10']['rating model'],
+    # some popularity mixed into the rating model's scores beats popularity alone
+    ('course/72_evaluation', 2): lambda ns: ns['best_a'] > 0 and ns['mixed'].max() > ns['results']['P@10'].popularity,
+    # scoring what the model learned from inflates precision@10 well above the held-out score
+    ('course/72_evaluation', 3): lambda ns: ns['memorized']['P@10'] > 1.5 * ns['results']['P@10']['rating model'],
+    ('course/72_evaluation', 4): lambda ns: 0 < ns['known_users'] < 1 and FINITE(*ns['global_scores'].values()),
     ('71_interpret', 4): lambda ns: isinstance(ns['args'].user, str) and ns['users'][ns['find_user'](ns['users'], ns['args'].user)] == 42
                                     and ns['message'].endswith('Did you mean 42?'),
 }
