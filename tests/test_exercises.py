@@ -21,7 +21,7 @@ matplotlib.use('Agg')
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
 CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course',
-        'course/72_evaluation']
+        'course/72_evaluation', 'course/76_own_ratings']
 HINT, SOLUTION, ANSWER = '<summary>힌트</summary>', '<summary>풀이</summary>', '<summary>답</summary>'
 
 
@@ -178,7 +178,7 @@ def assigned(code):
     return names
 
 
-def used(code): return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+def used(code): return {n.id for n in ast.walk(ast.parse(TransformerManager().transform_cell(code))) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def needs_slow_cells(lesson, code):
@@ -279,6 +279,12 @@ CHECKS = {
     # scoring what the model learned from inflates precision@10 well above the held-out score
     ('course/72_evaluation', 3): lambda ns: ns['memorized']['P@10'] > 1.5 * ns['results']['P@10']['rating model'],
     ('course/72_evaluation', 4): lambda ns: 0 < ns['known_users'] < 1 and FINITE(*ns['global_scores'].values()),
+    ('course/76_own_ratings', 1): lambda ns: ns['exit_line'] == 'exit code: 2' and 'does not work on a ease model' in ns['out'].n,
+    # positives at the relevance threshold (>= 4) give ease a slightly higher precision@10 here (one split)
+    ('course/76_own_ratings', 2): lambda ns: ns['ease4']['model'] == 'model' and ns['ease4']['precision@10'] > ns['table'].loc['ease', 'precision@10'],
+    ('course/76_own_ratings', 3): lambda ns: ns['before'][-1] == 'exit code: 3' and 'holds the rating' in ns['before'].n
+                                             and ns['after'][-1] == 'exit code: 0',
+    ('course/76_own_ratings', 4): lambda ns: ns['distinct']['ease'] > 3 * ns['distinct']['popularity'] > 0,
     ('71_interpret', 4): lambda ns: isinstance(ns['args'].user, str) and ns['users'][ns['find_user'](ns['users'], ns['args'].user)] == 42
                                     and ns['message'].endswith('Did you mean 42?'),
 }
