@@ -177,7 +177,7 @@ def assigned(code):
     return names
 
 
-def used(code): return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+def used(code): return {n.id for n in ast.walk(ast.parse(TransformerManager().transform_cell(code))) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def needs_slow_cells(lesson, code):
@@ -268,6 +268,22 @@ CHECKS = {
     ('71_interpret', 3): lambda ns: len(ns['by_distance']) == 10 and 'Star Wars (1977)' not in set(ns['by_distance'].title)
                                     and ns['by_cosine'].n_ratings.min() < ns['by_distance'].n_ratings.min()
                                     and ns['lengths']['1-5 ratings'] < ns['lengths']['over 100 ratings'],
+    # a stricter relevance keeps fewer users and lowers both lists' precision; popularity stays ahead
+    ('72_evaluation', 1): lambda ns: list(ns['strict'].index) == ['rating model', 'popularity']
+                                            and (ns['strict']['P@10'] < ns['results']['P@10']).all()
+                                            and ns['strict'].users.iloc[0] < ns['results'].users.iloc[0]
+                                            and ns['strict']['P@10'].popularity > ns['strict']['P@10']['rating model'],
+    # some popularity mixed into the rating model's scores beats popularity alone
+    ('72_evaluation', 2): lambda ns: ns['best_a'] > 0 and ns['mixed'].max() > ns['results']['P@10'].popularity,
+    # scoring what the model learned from inflates precision@10 well above the held-out score
+    ('72_evaluation', 3): lambda ns: ns['memorized']['P@10'] > 1.5 * ns['results']['P@10']['rating model'],
+    ('72_evaluation', 4): lambda ns: 0 < ns['known_users'] < 1 and FINITE(*ns['global_scores'].values()),
+    ('76_own_ratings', 1): lambda ns: ns['exit_line'] == 'exit code: 2' and 'does not work on a ease model' in ns['out'].n,
+    # positives at the relevance threshold (>= 4) give ease a slightly higher precision@10 here (one split)
+    ('76_own_ratings', 2): lambda ns: ns['ease4']['model'] == 'model' and ns['ease4']['precision@10'] > ns['table'].loc['ease', 'precision@10'],
+    ('76_own_ratings', 3): lambda ns: ns['before'][-1] == 'exit code: 3' and 'holds the rating' in ns['before'].n
+                                             and ns['after'][-1] == 'exit code: 0',
+    ('76_own_ratings', 4): lambda ns: ns['distinct']['ease'] > 3 * ns['distinct']['popularity'] > 0,
     ('71_interpret', 4): lambda ns: isinstance(ns['args'].user, str) and ns['users'][ns['find_user'](ns['users'], ns['args'].user)] == 42
                                     and ns['message'].endswith('Did you mean 42?'),
     # liking (>= 4) keeps fewer positives, skips users with no liked test item and is a harder test than "seen"
