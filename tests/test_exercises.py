@@ -20,7 +20,8 @@ from IPython.core.inputtransformer2 import TransformerManager
 matplotlib.use('Agg')
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
-CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course']
+CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course',
+        'course/75_side_information']
 HINT, SOLUTION, ANSWER = '<summary>힌트</summary>', '<summary>풀이</summary>', '<summary>답</summary>'
 
 
@@ -257,6 +258,10 @@ CHECKS = {
     ('70_course', 1): lambda ns: ns['learn_100'].model.user_factors.weight.shape[1] == 100,
     ('70_course', 2): lambda ns: list(ns['table'].step) == ['bias', 'weight_decay'],
     ('70_course', 3): lambda ns: sorted(ns['by_seed']) == [42, 43, 44] and FINITE(*ns['by_seed'].values()),
+    ('course/75_side_information', 1): lambda ns: ns['same'] is True,
+    ('course/75_side_information', 2): lambda ns: 0 <= ns['few']['users'] < ns['few']['movies'] <= 1,
+    ('course/75_side_information', 3): lambda ns: set(ns['month_rmse']) == {'+ implicit', '+ first month'}
+                                                  and all(0.8 < v < 1.0 for v in ns['month_rmse'].values()),
     # the filter keeps five movies with >= 20 ratings, lowest bias first, and drops one the unfiltered five had
     ('71_interpret', 1): lambda ns: len(ns['lowest']) == 5 and (ns['lowest'].n_ratings >= 20).all()
                                     and ns['lowest'].bias.is_monotonic_increasing
