@@ -21,7 +21,7 @@ matplotlib.use('Agg')
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
 CORE = ['10_data', '20_dot_product', '30_prediction_range', '40_bias', '50_weight_decay', '60_from_scratch', '70_course',
-        'course/75_side_information']
+        'course/74_better_models', 'course/75_side_information']
 HINT, SOLUTION, ANSWER = '<summary>힌트</summary>', '<summary>풀이</summary>', '<summary>답</summary>'
 
 
@@ -258,6 +258,10 @@ CHECKS = {
     ('70_course', 1): lambda ns: ns['learn_100'].model.user_factors.weight.shape[1] == 100,
     ('70_course', 2): lambda ns: list(ns['table'].step) == ['bias', 'weight_decay'],
     ('70_course', 3): lambda ns: sorted(ns['by_seed']) == [42, 43, 44] and FINITE(*ns['by_seed'].values()),
+    ('course/74_better_models', 1): lambda ns: abs(ns['by_hand'] - ns['blend_weight'](ns['a_toy'], ns['b_toy'], ns['y_toy'])) < 1e-5
+                                              and 0 < ns['by_hand'] < 0.5,
+    ('course/74_better_models', 2): lambda ns: set(ns['rank_rmse']) == {2, 10} and all(0.85 < v < 1.1 for v in ns['rank_rmse'].values()),
+    ('course/74_better_models', 3): lambda ns: abs(ns['grid_best'] - ns['w']) <= 0.1 and len(ns['curve']) == 11,
     ('course/75_side_information', 1): lambda ns: ns['same'] is True,
     ('course/75_side_information', 2): lambda ns: 0 <= ns['few']['users'] < ns['few']['movies'] <= 1,
     ('course/75_side_information', 3): lambda ns: set(ns['month_rmse']) == {'+ implicit', '+ first month'}
