@@ -257,6 +257,14 @@ CHECKS = {
     ('70_course', 1): lambda ns: ns['learn_100'].model.user_factors.weight.shape[1] == 100,
     ('70_course', 2): lambda ns: list(ns['table'].step) == ['bias', 'weight_decay'],
     ('70_course', 3): lambda ns: sorted(ns['by_seed']) == [42, 43, 44] and FINITE(*ns['by_seed'].values()),
+    ('74_better_models', 1): lambda ns: abs(ns['by_hand'] - ns['blend_weight'](ns['a_toy'], ns['b_toy'], ns['y_toy'])) < 1e-5
+                                              and 0 < ns['by_hand'] < 0.5,
+    ('74_better_models', 2): lambda ns: set(ns['rank_rmse']) == {2, 10} and all(0.85 < v < 1.1 for v in ns['rank_rmse'].values()),
+    ('74_better_models', 3): lambda ns: abs(ns['grid_best'] - ns['w']) <= 0.1 and len(ns['curve']) == 11,
+    ('75_side_information', 1): lambda ns: ns['same'] is True,
+    ('75_side_information', 2): lambda ns: 0 <= ns['few']['users'] < ns['few']['movies'] <= 1,
+    ('75_side_information', 3): lambda ns: set(ns['month_rmse']) == {'+ implicit', '+ first month'}
+                                                  and all(0.8 < v < 1.0 for v in ns['month_rmse'].values()),
     # the filter keeps five movies with >= 20 ratings, lowest bias first, and drops one the unfiltered five had
     ('71_interpret', 1): lambda ns: len(ns['lowest']) == 5 and (ns['lowest'].n_ratings >= 20).all()
                                     and ns['lowest'].bias.is_monotonic_increasing
