@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import DivergedError
 from .fast import NA, pick_device, rating_loader, rating_tensors, score_loader
 from .splits import split_random
 from .recommend import sigmoid_range
@@ -408,7 +409,6 @@ def train_kind(kind,        # a registered kind's name (see `KINDS`, or an alias
         weights, info = kind.train(train, valid, users, items, o, device)
     seconds = round(time.perf_counter() - start, 1)
     if not all(torch.isfinite(w).all() for w in weights.values()):
-        from collab_lessons.course import DivergedError
         raise DivergedError("Not saved: training diverged (NaN or infinite weights). Train again with a lower learning rate (--lr).")
     scores = _valid_scores(scoring_model(kind, weights, info), rating_loader(valid, dict(user=users, item=items))) if kind.rates else {}
     return Trained(kind.name, weights, info, users, items, dict(scores, seconds=seconds), o)

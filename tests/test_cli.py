@@ -407,7 +407,7 @@ def test_readme_and_help_list_every_exit_code():
     in_readme = {int(n) for row in table.splitlines()[2:] for n in re.findall(r'\d+', row.split('|')[1])}
     from collab_lessons.errors import EXIT_HELP
     in_help = {int(n) for n in re.findall(r'\b(\d+) ', EXIT_HELP)}
-    nb = json.loads((root/'nbs/reference/21_errors.ipynb').read_text())
+    nb = json.loads((root/'nbs/reference/08_errors.ipynb').read_text())
     ko = next(''.join(c['source']) for c in nb['cells'] if '| 종료 코드 | 뜻 |' in ''.join(c['source']))
     in_notebook = {int(row.split('|')[1]) for row in ko.splitlines() if re.match(r'\| \d+ \|', row)}
     assert in_readme == in_help == in_notebook == set(EXIT_CODES.values())
