@@ -13,7 +13,7 @@ import torch
 import collab_lessons.cli as cli
 import collab_lessons.products as products
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.errors import EXIT_CODES, KOREAN as _KOREAN
 from collab_lessons.model_files import COURSE_FILES, save_model
 from collab_lessons.recommend import parse_ratings
@@ -113,7 +113,7 @@ def test_console_script_is_declared():
     import tomllib
     from pathlib import Path
     conf = tomllib.loads((Path(__file__).parents[1]/'pyproject.toml').read_text())
-    assert conf['project']['scripts']['collab-lessons'] == 'collab_lessons.cli:main'
+    assert conf['project']['scripts']['collab-lessons'] == 'collab_lessons.entry:main'
 
 
 @pytest.mark.slow

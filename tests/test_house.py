@@ -117,3 +117,9 @@ def test_the_checks_catch_planted_faults():
     assert reading_position(Path('reference/03_splits.ipynb')) < reading_position(Path('course/10_data.ipynb')) \
         < reading_position(Path('reference/11_recommend.ipynb'))
 
+
+
+def test_longest_chain_is_at_most_8():
+    chain = longest_chain(graph())
+    print(' -> '.join(chain), f'({len(chain)} modules)')
+    assert len(chain) <= MAX_CHAIN, f"the longest chain of imports has {len(chain)} modules: {' -> '.join(chain)}"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.errors import EXIT_CODES
 from collab_lessons.model_files import ModelFileError, load_model
 from collab_lessons.fast import rating_tensors
