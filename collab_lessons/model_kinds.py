@@ -52,8 +52,17 @@ class ModelKind:
 KINDS = {}    # the registry: name -> `ModelKind`, in the order they were registered
 ALIASES = {}  # older name -> name
 
+def _definition(kind):
+    "What makes two registrations one kind: its names, its class and its trainer (a `partial`'s function by name, and its keywords)."
+    f = kind.train
+    fn, kw = (f.func, tuple(sorted(f.keywords.items()))) if isinstance(f, partial) else (f, ())
+    return kind.name, tuple(kind.aliases), kind.model_class, getattr(fn, '__qualname__', repr(fn)), kw
+
 def register(kind):
-    "Add `kind` (a `ModelKind`) and its aliases to the registry and return it; `ValueError` if a name is taken."
+    "Add `kind` (a `ModelKind`) and its aliases to the registry and return it; the same definition again replaces it in place (a notebook run after its module was imported); `ValueError` if another kind has the name."
+    if kind.name in KINDS and _definition(KINDS[kind.name]) == _definition(kind):
+        KINDS[kind.name] = kind
+        return kind
     taken = [n for n in (kind.name, *kind.aliases) if n in KINDS or n in ALIASES]
     if taken: raise ValueError(f"Model kind name {taken[0]!r} is taken: register the kind under another name.")
     KINDS[kind.name] = kind
