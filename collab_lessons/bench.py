@@ -33,6 +33,7 @@ from .course import course_learner, fit_learner
 from .fast import FastDotProductBias, fast_loaders, fit_fast, fit_lazy, rating_loader, score_loader
 from .kernel_ae import blend, fit_kernel_ae_ensemble
 from .measure import measure, rating_metrics
+from . import kinds  # every model kind registered: the benchmark trains them through `train_kind`
 from .model_kinds import KINDS, scoring_model, train_kind
 from .own_ratings import load_ratings
 from .splits import collab_dls, load_split, load_tune_split, split_random

@@ -15,8 +15,6 @@ from . import __version__
 from .bench_report import add_bench_arguments
 from .errors import EXIT_CODES, EXIT_HELP, KOREAN, one_line
 from .model_kinds import ALIASES, DEFAULTS, KINDS
-from . import rankers  # registers the ranking kinds (popularity, ease, bpr, ials, ease_ials) before the parser is built
-from . import bayes_fm  # registers the bayes_fm kind before the parser reads the registry
 from .own_ratings import DATASETS
 from .splits import SPLITS
 

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from .fast import FastDotProductBias, pick_device, rating_tensors
+from .outputs import atomic_save
 from .measure import error_sums, metrics_from_sums, rss_mb
 from .ratings import DataError
 from .splits import random_split_index
@@ -166,7 +167,6 @@ def _total(n):
 # %% ../nbs/reference/23_distributed.ipynb #da7b5dca
 def save_checkpoint(path, model, opt, sched, epoch, history, config):
     "Write the training state after `epoch` to `path` atomically (a crash leaves the previous checkpoint whole)."
-    from collab_lessons.model_files import atomic_save  # imported here: it pulls in fastai, which the ranks need only to save
     atomic_save(dict(epoch=epoch, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
                      history=history, config=config), path)
 

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from .measure import rating_metrics
-from .ratings import DataError
-from .splits import random_split_index
+from .ratings import DataError, random_split_index
 
 # %% ../nbs/reference/06_fast.ipynb #677ab5b5
 NA = '#na#'  # fastai's "unknown" at index 0 of a saved model's vocabulary: never matches an id

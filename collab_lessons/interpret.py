@@ -19,6 +19,7 @@ import torch.nn.functional as F
 # %% ../nbs/course/71_interpret.ipynb #6e0431db
 class UnknownNameError(LookupError):
     "A user id or movie title the model does not know; the message and `suggestions` list the closest known names."
+    kind = 'unknown_name'  # its kind in the command's error catalogue (`errors.error_kind`): exit code 5
     def __init__(self, message, suggestions=()):
         super().__init__(message)
         self.suggestions = list(suggestions)

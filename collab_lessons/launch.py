@@ -134,6 +134,7 @@ if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 
 # %% ../nbs/reference/24_launch.ipynb #0a82f75b
 class WorkerFailedError(RuntimeError):
     "A rank of a distributed job died or failed, so torchrun stopped the job; the message names the rank and the checkpoint to resume from."
+    kind = 'job_failed'  # its kind in the command's error catalogue (`errors.error_kind`): exit code 8
 
 def _free_port():
     "A TCP port on 127.0.0.1 that nothing listens on right now."

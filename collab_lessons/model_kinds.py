@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import DivergedError
 from .fast import NA, pick_device, rating_loader, rating_tensors, score_loader
-from .splits import split_random
 from .recommend import sigmoid_range
 
 # %% ../nbs/reference/17_model_kinds.ipynb #12b99ce2
@@ -52,8 +52,17 @@ class ModelKind:
 KINDS = {}    # the registry: name -> `ModelKind`, in the order they were registered
 ALIASES = {}  # older name -> name
 
+def _definition(kind):
+    "What makes two registrations one kind: its names, its class and its trainer (a `partial`'s function by name, and its keywords)."
+    f = kind.train
+    fn, kw = (f.func, tuple(sorted(f.keywords.items()))) if isinstance(f, partial) else (f, ())
+    return kind.name, tuple(kind.aliases), kind.model_class, getattr(fn, '__qualname__', repr(fn)), kw
+
 def register(kind):
-    "Add `kind` (a `ModelKind`) and its aliases to the registry and return it; `ValueError` if a name is taken."
+    "Add `kind` (a `ModelKind`) and its aliases to the registry and return it; the same definition again replaces it in place (a notebook run after its module was imported); `ValueError` if another kind has the name."
+    if kind.name in KINDS and _definition(KINDS[kind.name]) == _definition(kind):
+        KINDS[kind.name] = kind
+        return kind
     taken = [n for n in (kind.name, *kind.aliases) if n in KINDS or n in ALIASES]
     if taken: raise ValueError(f"Model kind name {taken[0]!r} is taken: register the kind under another name.")
     KINDS[kind.name] = kind
@@ -255,37 +264,6 @@ def _dot_weights(model):
     out = {f'{names.get(k, k)}.weight': m.weight.detach().cpu().clone() for k, m in model.named_children()}
     return {k: out[k] for k in DOT_WEIGHTS}
 
-# %% ../nbs/reference/17_model_kinds.ipynb #4fee5e4b
-def _nn_weights(model):
-    "The weights of fastai's `EmbeddingNN` as `NNModel` reads them (on the CPU): each `Linear`-`ReLU`-`BatchNorm1d` block with the batch norm folded in."
-    weights = {'user_factors.weight': model.embeds[0].weight.detach().clone(), 'movie_factors.weight': model.embeds[1].weight.detach().clone()}
-    blocks = [b for b in model.layers if isinstance(b, nn.Sequential)]
-    for i, block in enumerate(blocks[:-1]):
-        lin, bn = block[0], block[2]
-        scale = bn.weight / (bn.running_var + bn.eps).sqrt()
-        weights.update({f'hidden.{i}.weight': lin.weight, f'hidden.{i}.bias': torch.zeros(len(lin.weight), device=lin.weight.device) if lin.bias is None else lin.bias,
-                        f'hidden.{i}.scale': scale, f'hidden.{i}.shift': bn.bias - bn.running_mean * scale})
-    weights.update({'out.weight': blocks[-1][0].weight, 'out.bias': blocks[-1][0].bias})
-    return {k: v.detach().cpu().clone() for k, v in weights.items()}
-
-# %% ../nbs/reference/17_model_kinds.ipynb #f5a2b289
-def _train_fastai(train, valid, users, items, o, device, arch='bias'):
-    "Train the course's `DotProductBias` (`arch='bias'`) or fastai's `EmbeddingDotBias`/`EmbeddingNN` with fastai (imported only here) on `device`."
-    from collab_lessons.course import fit_learner
-    from collab_lessons.fastai_models import make_learner
-    from collab_lessons.splits import collab_dls
-    dls = collab_dls(train, valid, item_name='movie', bs=o['bs'], seed=o['seed'], device=device)  # the `Learner` trains where its data is
-    y_range = _y_range(train)
-    learn = make_learner(dls, arch, n_factors=o['n_factors'], y_range=tuple(y_range), layers=o['layers'])
-    fit_learner(learn, o['epochs'], o['lr'], o['wd'], show_progress=o['progress'])
-    users, items = list(dls.classes['user']), list(dls.classes['movie'])  # fastai numbers the ids of `train` and `valid` together
-    info = dict(y_range=y_range, squash='sigmoid')
-    if arch == 'fastai_nn':
-        weights = _nn_weights(learn.model.eval())
-        info.update(emb_sizes=[weights['user_factors.weight'].shape[1], weights['movie_factors.weight'].shape[1]], layers=list(o['layers']))
-    else: weights = _dot_weights(learn.model); info['n_factors'] = o['n_factors']
-    return weights, info, users, items
-
 # %% ../nbs/reference/17_model_kinds.ipynb #d7917b40
 def _train_fast(train, valid, users, items, o, device, lazy=False):
     "Train a `FastDotProductBias` with `fit_fast` (Adam) or, with `lazy`, `fit_lazy` (row-wise Adagrad over cache-sized blocks, for big files)."
@@ -302,16 +280,6 @@ def _train_fast(train, valid, users, items, o, device, lazy=False):
     else: fit_fast(model, TensorLoader(x, y, bs=o['bs'], shuffle=True, seed=o['seed']), epochs=o['epochs'], lr=o['lr'], l2=o['l2'], device=device)
     return _dot_weights(model), dict(y_range=y_range, squash='sigmoid', n_factors=o['n_factors'])
 
-# %% ../nbs/reference/17_model_kinds.ipynb #7bf3b0ba
-def _bpmf_factors(dl, n_users, n_items, rank, n_samples, burn_in, keep, device=None):
-    "Gibbs-sample Bayesian MF on the loader `dl`; return up to `keep` evenly thinned samples `(U, V)` after `burn_in` and the mean rating."
-    from collab_lessons.bayes import gibbs_samples
-    if burn_in >= n_samples: raise ValueError(f"burn_in={burn_in} leaves no sample out of n_samples={n_samples}.")
-    thin, samples, mu = max(1, -(-(n_samples - burn_in) // keep)), [], None
-    for sweep, U, V, mu in gibbs_samples(dl, n_users, n_items, rank, n_samples, device=device):
-        if sweep >= burn_in and (n_samples - 1 - sweep) % thin == 0: samples.append((U, V))
-    return samples, mu
-
 # %% ../nbs/reference/17_model_kinds.ipynb #e1be0111
 def bpmf_weights(samples, mu):
     "One dot product whose prediction is the mean over `samples` of `mu + p_u . q_i + b_u + b_i`: factors scaled by the square root of each weight and joined."
@@ -321,43 +289,6 @@ def bpmf_weights(samples, mu):
                'movie_factors.weight': torch.cat([c**.5 * V[:, :-1] for _, V in samples], 1),
                'movie_bias.weight': sum(c * V[:, -1:] for _, V in samples) + mu}
     return weights
-
-# %% ../nbs/reference/17_model_kinds.ipynb #64b90a05
-def _train_bpmf(train, valid, users, items, o, device):
-    "An ensemble of Bayesian MF samplers, one per rank, stored as one dot product (`bpmf_weights`) clipped to the rating range."
-    torch.manual_seed(o['seed'])
-    dl = rating_loader(train, dict(user=users, item=items))
-    samples = []
-    for rank in o['ranks']:
-        kept, mu = _bpmf_factors(dl, len(users), len(items), rank, o['n_samples'], o['burn_in'], o['keep'], device)
-        samples += kept  # every sampler keeps the same number of samples, so each rank weighs the same
-    weights = {k: w.cpu() for k, w in bpmf_weights(samples, mu).items()}
-    return weights, dict(y_range=_clip(train), squash='clip', n_factors=weights['user_factors.weight'].shape[1])
-
-# %% ../nbs/reference/17_model_kinds.ipynb #92dd356e
-def _train_kernel_ae(train, valid, users, items, o, device):
-    "A seed ensemble of local-kernel autoencoders, stored as their mean reconstructed (n_users, n_items) matrix, clipped."
-    from collab_lessons.kernel_ae import fit_kernel_ae, rating_matrix
-    dl, clip = rating_loader(train, dict(user=users, item=items)), _clip(train)
-    R, _ = rating_matrix(dl, len(users), len(items))
-    total = torch.zeros(len(items), len(users))
-    for seed in o['seeds']:
-        torch.manual_seed(seed)
-        _, _, model = fit_kernel_ae(dl, len(users), len(items), None, epochs=o['epochs'], n_hid=o['n_hid'], every=0, clip=tuple(clip), device=device)
-        with torch.no_grad(): total += model(R).clamp(*clip)
-    return {'scores': (total / len(o['seeds'])).T.contiguous()}, dict(y_range=clip, squash='clip')
-
-# %% ../nbs/reference/17_model_kinds.ipynb #8fda07eb
-def _train_blend(train, valid, users, items, o, device):
-    "bpmf and kernel_ae blended with the least-squares weight fitted on a 10% carve-out of `train`, then both refitted on all of `train`."
-    from collab_lessons.kernel_ae import blend_weight
-    fit, tune = split_random(train, 0.1, seed=0)
-    (bw, bi), (kw, ki) = _train_bpmf(fit, None, users, items, o, device), _train_kernel_ae(fit, None, users, items, o, device)
-    dl = rating_loader(tune, dict(user=users, item=items))
-    a, b = dot_scorer(bw, bi)(dl.x).view(-1), matrix_scorer(kw, ki)(dl.x).view(-1)
-    w = blend_weight(a, b, dl.y)
-    (bw, bi), (kw, _) = _train_bpmf(train, None, users, items, o, device), _train_kernel_ae(train, None, users, items, o, device)
-    return dict(bw, **kw), dict(bi, blend_weight=round(w, 4))
 
 # %% ../nbs/reference/17_model_kinds.ipynb #6cfabbf0
 DEFAULTS = dict(n_factors=50, epochs=None, lr=None, wd=0.1, l2=None, bs=None, seed=42, layers=[100, 50], progress=False,
@@ -372,25 +303,13 @@ def _options(kind, opts):
     return dict(o, burn_in=o['n_samples'] // 5 if o['burn_in'] is None else o['burn_in'])
 
 # %% ../nbs/reference/17_model_kinds.ipynb #e4f5a6b7
-_FASTAI = ('n_factors', 'epochs', 'lr', 'wd', 'bs', 'seed')
 _FAST = ('n_factors', 'epochs', 'lr', 'bs', 'seed')
-_BPMF = ('ranks', 'n_samples', 'seed')
-_KERNEL_AE = ('seeds', 'epochs', 'n_hid')
 
-register(ModelKind('course', partial(_train_fastai, arch='bias'), dot_scorer, dot_shapes, check_factors, dict(epochs=5, lr=5e-3, bs=64),
-                   _FASTAI, folds_in=True, similar=True, own_vocab=True, model_class='DotProductBias', aliases=('bias',)))
-register(ModelKind('fastai_dot', partial(_train_fastai, arch='fastai_dot'), dot_scorer, dot_shapes, check_factors, dict(epochs=5, lr=5e-3, bs=64),
-                   _FASTAI, folds_in=True, similar=True, own_vocab=True, model_class='EmbeddingDotBias'))
-register(ModelKind('fastai_nn', partial(_train_fastai, arch='fastai_nn'), nn_scorer, nn_shapes, check_nn, dict(epochs=5, lr=5e-3, bs=64),
-                   ('epochs', 'lr', 'wd', 'bs', 'seed'), similar=True, own_vocab=True, model_class='EmbeddingNN'))
 register(ModelKind('fast', _train_fast, dot_scorer, dot_shapes, check_factors, dict(epochs=6, lr=1e-2, l2=0.1, bs=1024),
                    _FAST, folds_in=True, similar=True, distributed=True, model_class='FastDotProductBias'))
 register(ModelKind('lazy', partial(_train_fast, lazy=True), dot_scorer, dot_shapes, check_factors, dict(epochs=10, lr=0.1, l2=0.05, bs=8192),
-                   _FAST, folds_in=True, similar=True, model_class='FastDotProductBias'))
-register(ModelKind('bpmf', _train_bpmf, dot_scorer, dot_shapes, check_factors, {}, _BPMF, similar=True, model_class='BPMF'))
-register(ModelKind('kernel_ae', _train_kernel_ae, matrix_scorer, matrix_shapes, None, dict(epochs=24), _KERNEL_AE, model_class='KernelAutoencoder'))
-register(ModelKind('blend', _train_blend, blend_scorer, blend_shapes, check_blend, dict(epochs=24), _BPMF + _KERNEL_AE,
-                   model_class='BPMF + KernelAutoencoder'));
+                   _FAST, folds_in=True, similar=True, model_class='FastDotProductBias'));
+
 
 # %% ../nbs/reference/17_model_kinds.ipynb #dfea64c1
 def train_kind(kind,        # a registered kind's name (see `KINDS`, or an alias such as 'bias') or a `ModelKind`
@@ -408,7 +327,6 @@ def train_kind(kind,        # a registered kind's name (see `KINDS`, or an alias
         weights, info = kind.train(train, valid, users, items, o, device)
     seconds = round(time.perf_counter() - start, 1)
     if not all(torch.isfinite(w).all() for w in weights.values()):
-        from collab_lessons.course import DivergedError
         raise DivergedError("Not saved: training diverged (NaN or infinite weights). Train again with a lower learning rate (--lr).")
     scores = _valid_scores(scoring_model(kind, weights, info), rating_loader(valid, dict(user=users, item=items))) if kind.rates else {}
     return Trained(kind.name, weights, info, users, items, dict(scores, seconds=seconds), o)

@@ -7,7 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/reference/ratings.html.md"
 # %% auto #0
 __all__ = ['ML100K_CHECKSUMS', 'MAX_ID', 'MAX_TIME', 'RATING_COLUMNS', 'DataError', 'sha256_of', 'verify_files', 'ml100k_folder',
            'ml100k_path', 'decode_text', 'check_ratings', 'read_rating_file', 'read_ratings', 'read_titles',
-           'add_titles', 'read_movielens', 'bundled_path', 'read_latest_small']
+           'add_titles', 'random_split_index', 'read_movielens', 'bundled_path', 'read_latest_small']
 
 # %% ../nbs/reference/01_ratings.ipynb #a65ae492
 import gzip
@@ -22,6 +22,7 @@ import pandas as pd
 # %% ../nbs/reference/01_ratings.ipynb #688d0f69
 class DataError(Exception):
     "A dataset file is missing, incomplete or malformed; the message names the file and what to do."
+    kind = 'data'  # its kind in the command's error catalogue (`errors.error_kind`): exit code 3
 
 # %% ../nbs/reference/01_ratings.ipynb #91ecc176
 ML100K_CHECKSUMS = {
@@ -239,6 +240,21 @@ def add_titles(ratings, movies, source='the movie file'):
         raise DataError(f"{len(missing)} rated movie id(s) have no title in {source}, e.g. {missing[:5]}. "
                         "Use the movie file that belongs to these ratings.")
     return ratings.merge(movies)
+
+# %% ../nbs/reference/01_ratings.ipynb #82228cae
+def random_split_index(n,              # number of rows
+                       valid_pct=0.2,  # share of rows held out, strictly between 0 and 1
+                       seed=42):       # seeds torch's generator, as fastai's `RandomSplitter` does
+    "Train and validation row numbers (NumPy arrays) of a table of `n` rows: the rows fastai's `RandomSplitter` holds out."
+    cut = int(valid_pct * n) if 0 < valid_pct < 1 else 0
+    if not 0 < cut < n:
+        raise ValueError(f"valid_pct={valid_pct} holds out {cut} of {n} ratings: choose a share strictly between 0 and 1 "
+                         "that leaves at least one rating on each side (e.g. 0.2).")
+    import torch  # imported here: reading ratings needs no torch
+    torch.manual_seed(seed)  # the global generator, like `RandomSplitter`: the lessons' models start from the same weights
+    perm = torch.randperm(n).numpy()
+    return perm[cut:], perm[:cut]
+
 
 # %% ../nbs/reference/01_ratings.ipynb #93a6138a
 _ML_CSV_HEADER = 'userId,movieId,rating,timestamp'

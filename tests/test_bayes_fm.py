@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from collab_lessons.bayes_fm import implicit_block, read_side_file, table_block
-from collab_lessons.cli import main
-from collab_lessons.errors import DataError
+from collab_lessons.entry import main
+from collab_lessons.ratings import DataError
 from collab_lessons.model_files import load_model, save_trained
 from collab_lessons.model_kinds import get_kind, train_kind
 

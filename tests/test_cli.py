@@ -13,7 +13,7 @@ import torch
 import collab_lessons.cli as cli
 import collab_lessons.products as products
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.errors import EXIT_CODES, KOREAN as _KOREAN
 from collab_lessons.model_files import COURSE_FILES, save_model
 from collab_lessons.recommend import parse_ratings
@@ -113,7 +113,7 @@ def test_console_script_is_declared():
     import tomllib
     from pathlib import Path
     conf = tomllib.loads((Path(__file__).parents[1]/'pyproject.toml').read_text())
-    assert conf['project']['scripts']['collab-lessons'] == 'collab_lessons.cli:main'
+    assert conf['project']['scripts']['collab-lessons'] == 'collab_lessons.entry:main'
 
 
 @pytest.mark.slow
@@ -407,7 +407,7 @@ def test_readme_and_help_list_every_exit_code():
     in_readme = {int(n) for row in table.splitlines()[2:] for n in re.findall(r'\d+', row.split('|')[1])}
     from collab_lessons.errors import EXIT_HELP
     in_help = {int(n) for n in re.findall(r'\b(\d+) ', EXIT_HELP)}
-    nb = json.loads((root/'nbs/reference/21_errors.ipynb').read_text())
+    nb = json.loads((root/'nbs/reference/08_errors.ipynb').read_text())
     ko = next(''.join(c['source']) for c in nb['cells'] if '| 종료 코드 | 뜻 |' in ''.join(c['source']))
     in_notebook = {int(row.split('|')[1]) for row in ko.splitlines() if re.match(r'\| \d+ \|', row)}
     assert in_readme == in_help == in_notebook == set(EXIT_CODES.values())

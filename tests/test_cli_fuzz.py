@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import collab_lessons.cli as cli
 import collab_lessons.products as products
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.errors import EXIT_CODES
 from collab_lessons import course
 from collab_lessons.course import fit_learner, train_step as real_train_step

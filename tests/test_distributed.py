@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.distributed import (broadcast_indices, fix_fastai_broadcast, fit_sharded, largest_replicated_rows, plan_rank, rank_files,
                                         write_shards)
 from collab_lessons.launch import FAULT_ENV, _failure, _free_port, launch, torchrun_command, train_local, worker_args

@@ -20,7 +20,7 @@ import collab_lessons.model_files as mf
 import collab_lessons.outputs as outputs
 from collab_lessons import ratings as data
 from collab_lessons.bias import DotProductBias
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.ratings import DataError, read_ratings, read_titles
 from collab_lessons.splits import load_split
 from collab_lessons.interpret import UnknownNameError
@@ -552,7 +552,7 @@ def load(*args, **kwargs):
             time.sleep(0.1)
     return table
 products.load_ratings = load
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 sys.exit(main(sys.argv[3:]))
 '''
 

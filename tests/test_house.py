@@ -14,6 +14,19 @@ LIB = ROOT/'collab_lessons'
 FOUNDATION_END = 10   # reference notebooks numbered below this are the foundation
 
 
+# The target layout (issue 20, item 4: at most 8 modules on the longest chain of imports). Floors, lowest first;
+# a module imports only modules on lower floors:
+#   1  ratings, measure, outputs, ranking, scale, bench_report; the course's own models (bias, dot_product, ...), interpret
+#   2  own_ratings, splits, fast (tensors and loaders), recommend, errors (exception classes name their own `kind`)
+#   3  model_kinds (the registry, the scorers, `train_kind`; the fast kinds), course, evaluate
+#   4  fastai_models, bayes, kernel_ae, rankers, bayes_fm, model_files, cli_options, distributed
+#   5  kinds (registers the course, fastai, bpmf, kernel_ae and blend kinds, imports rankers and bayes_fm), products, launch
+#   6  cli (the commands), bench_query, bench_scale, bench_ranking
+#   7  bench (a wing: it imports the library)
+#   8  entry (the `collab-lessons` console script: the commands of cli, and bench and `train --nproc`, the wings)
+MAX_CHAIN = 8
+
+
 def module_imports(path):
     "Names of the `collab_lessons` modules that the module at `path` imports (at any level of its code)."
     mods, found = {p.stem for p in LIB.glob('[!_]*.py')}, set()
@@ -103,3 +116,9 @@ def test_the_checks_catch_planted_faults():
     assert longest_chain({'a': ['b'], 'b': ['c'], 'c': [], 'd': ['c']}) == ['a', 'b', 'c']
     assert reading_position(Path('reference/03_splits.ipynb')) < reading_position(Path('course/10_data.ipynb')) \
         < reading_position(Path('reference/11_recommend.ipynb'))
+
+
+def test_longest_chain_is_at_most_8():
+    chain = longest_chain(graph())
+    print(' -> '.join(chain), f'({len(chain)} modules)')
+    assert len(chain) <= MAX_CHAIN, f"the longest chain of imports has {len(chain)} modules: {' -> '.join(chain)}"

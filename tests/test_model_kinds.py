@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.errors import EXIT_CODES
 from collab_lessons.model_files import MODEL_VERSION, ModelFileError, load_model, model_record, save_trained
 from collab_lessons.model_kinds import KINDS, Trained, kind_name, kinds_that
@@ -190,7 +190,7 @@ def test_bias_is_an_alias_of_course():
 
 QUERY = """
 import sys
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 import collab_lessons.products, collab_lessons.model_files, collab_lessons.outputs, collab_lessons.errors, collab_lessons.evaluate, collab_lessons.interpret
 codes = [main(argv) for argv in ({argvs})]
 print(codes, 'fastai' in sys.modules, sorted(m for m in sys.modules if m.startswith('fastai'))[:3])

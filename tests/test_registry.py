@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons.cli import main
+from collab_lessons.entry import main
 from collab_lessons.errors import EXIT_CODES
 from collab_lessons.model_files import ModelFileError, load_model
 from collab_lessons.fast import rating_tensors
@@ -117,3 +117,14 @@ def test_register_refuses_a_taken_name_and_get_kind_names_the_kinds():
     with pytest.raises(ValueError, match="'fast' is taken"): register(ModelKind('fast', train_count, matrix_scorer, matrix_shapes))
     assert 'other' not in KINDS and get_kind('bias').name == 'course'
     with pytest.raises(ValueError, match=r"^Unknown model kind 'svd': choose one of course, fastai_dot, .*, blend(, \w+)*\.$"): get_kind('svd')
+
+
+def test_registering_the_same_definition_again_keeps_the_registry():
+    "A notebook run after its module was imported registers its kinds again: the same definition replaces the old in place."
+    import collab_lessons.kinds  # noqa: F401  every kind registered
+    before = list(KINDS)
+    again = ModelKind(**{f: getattr(get_kind('blend'), f) for f in ModelKind.__dataclass_fields__})
+    assert register(again) is again and list(KINDS) == before and get_kind('blend') is again
+    other = ModelKind('blend', lambda *a: None, matrix_scorer, matrix_shapes, model_class='Other')
+    with pytest.raises(ValueError, match="'blend' is taken"): register(other)
+    assert list(KINDS) == before
