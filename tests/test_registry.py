@@ -128,3 +128,12 @@ def test_registering_the_same_definition_again_keeps_the_registry():
     other = ModelKind('blend', lambda *a: None, matrix_scorer, matrix_shapes, model_class='Other')
     with pytest.raises(ValueError, match="'blend' is taken"): register(other)
     assert list(KINDS) == before
+
+
+def test_built_in_kinds_load_on_first_lookup():
+    "A library user who only imports the registry still finds the library's own kinds (and fastai is not imported for it)."
+    import subprocess, sys
+    code = ("import sys; from collab_lessons.model_kinds import get_kind, kinds_that; "
+            "print(get_kind('course').name, 'ease' in kinds_that('ranks'), 'fastai' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ['course', 'True', 'False'], out
