@@ -7,7 +7,7 @@ Docs: https://collab-lessons.github.io/collab-lessons/reference/products.html.md
 # %% auto #0
 __all__ = ['check_training_data', 'training_frames', 'train_model', 'user_top_n', 'check_kind', 'top_n_for_user', 'with_rank',
            'similar_to_title', 'new_user_top_n', 'all_users_top_n', 'check_table_path', 'recommend_all_users',
-           'evaluate_model', 'evaluate_saved', 'run_train_command', 'run_course_command']
+           'without_pairs', 'evaluate_model', 'evaluate_saved', 'run_train_command', 'run_course_command']
 
 # %% ../nbs/reference/22_products.ipynb #02ae7416
 from pathlib import Path
@@ -153,14 +153,20 @@ def recommend_all_users(saved, n, out, progress=None):
     return atomic_write(check_table_path(out), write), len(table)
 
 # %% ../nbs/reference/22_products.ipynb #eaede236
+def without_pairs(pairs, drop, n_items):
+    "The rows of the (user, item) index `pairs` that are not in `drop`."
+    key = lambda p: p[:, 0].long() * n_items + p[:, 1].long()
+    return pairs[~torch.isin(key(pairs), key(drop))]
+
 def evaluate_model(model, users, items, seen, counts, test, k=10, rates=True): # `rates`: the model predicts ratings (else no RMSE and MAE)
-    "RMSE, MAE, precision@`k` and NDCG@`k` of `model` and of popularity on the `test` ratings whose user and item the model knows."
+    "RMSE, MAE, precision@`k` and NDCG@`k` of `model` and of popularity on the `test` ratings whose user and item the model knows; every item in `seen` but not in `test` is left out of the user's ranking."
     u, m = encode_ids(test.user, users, 'user', 'mark')[0], encode_ids(test.movie, items, 'movie', 'mark')[0]
     known = (u > 0) & (m > 0)
     report = dict(n_test=len(test), n_scored=int(known.sum()), unknown_users=int((u <= 0).sum()), unknown_items=int((m <= 0).sum()))
     if not report['n_scored']: raise DataError(f"None of the {len(test)} test ratings has a user and an item the model knows: "
                                                "evaluate on ratings of the users and items it was trained on.")
     x, y = torch.stack([u[known], m[known]], 1), torch.tensor(test.rating.to_numpy(np.float64))[known]
+    seen = without_pairs(seen, x, len(items))  # a test rating is never masked, even if the model file also holds it
     with torch.no_grad():
         preds = model(x).view(-1)
         full = torch.cat([model.user_scores(torch.arange(s, min(s + 256, len(users)))) for s in range(0, len(users), 256)])
@@ -173,7 +179,7 @@ def evaluate_model(model, users, items, seen, counts, test, k=10, rates=True): #
 
 # %% ../nbs/reference/22_products.ipynb #2ffa2267
 def evaluate_saved(saved, split=None, test=None, k=10):
-    "Scores of a loaded model and of popularity on the test part of ML-100k's `split` (the one it was trained on) or the ratings file `test`."
+    "Scores of a loaded model and of popularity on the test part of ML-100k's `split` (the one it was trained on) or the ratings file `test`; every rating the model file holds (its held-out part too) is history, left out of the rankings."
     if split is not None:
         trained_on = saved.info.get('split')
         if trained_on != split:
@@ -184,7 +190,7 @@ def evaluate_saved(saved, split=None, test=None, k=10):
     else: test = _some_ratings(load_ratings(str(test)), test)
     by_title = [str(i) for i in saved.items] == [str(t) for t in saved.titles]  # course files key their items by title
     test = test.assign(movie=test.title) if by_title else test
-    return evaluate_model(saved.model, saved.users, saved.items, saved.seen[:saved.info.get('n_train', len(saved.seen))], saved.counts, test, k,
+    return evaluate_model(saved.model, saved.users, saved.items, saved.seen, saved.counts, test, k,
                           get_kind(saved.kind).rates)
 
 # %% ../nbs/reference/22_products.ipynb #8e1dda8e

@@ -286,12 +286,12 @@ CHECKS = {
     # scoring what the model learned from inflates precision@10 well above the held-out score
     ('72_evaluation', 3): lambda ns: ns['memorized']['P@10'] > 1.5 * ns['results']['P@10']['rating model'],
     ('72_evaluation', 4): lambda ns: 0 < ns['known_users'] < 1 and FINITE(*ns['global_scores'].values()),
-    ('76_own_ratings', 1): lambda ns: ns['exit_line'] == 'exit code: 2' and 'does not work on a ease model' in ns['out'].n,
+    ('76_end_to_end', 1): lambda ns: ns['exit_line'] == 'exit code: 2' and 'does not work on a ease model' in ns['out'].n,
     # positives at the relevance threshold (>= 4) give ease a slightly higher precision@10 here (one split)
-    ('76_own_ratings', 2): lambda ns: ns['ease4']['model'] == 'model' and ns['ease4']['precision@10'] > ns['table'].loc['ease', 'precision@10'],
-    ('76_own_ratings', 3): lambda ns: ns['before'][-1] == 'exit code: 3' and 'holds the rating' in ns['before'].n
+    ('76_end_to_end', 2): lambda ns: ns['ease4']['model'] == 'model' and ns['ease4']['precision@10'] > ns['table'].loc['ease', 'precision@10'],
+    ('76_end_to_end', 3): lambda ns: ns['before'][-1] == 'exit code: 3' and 'holds the rating' in ns['before'].n
                                              and ns['after'][-1] == 'exit code: 0',
-    ('76_own_ratings', 4): lambda ns: ns['distinct']['ease'] > 3 * ns['distinct']['popularity'] > 0,
+    ('76_end_to_end', 4): lambda ns: ns['distinct']['ease'] > 3 * ns['distinct']['popularity'] > 0,
     ('71_interpret', 4): lambda ns: isinstance(ns['args'].user, str) and ns['users'][ns['find_user'](ns['users'], ns['args'].user)] == 42
                                     and ns['message'].endswith('Did you mean 42?'),
     # liking (>= 4) keeps fewer positives, skips users with no liked test item and is a harder test than "seen"

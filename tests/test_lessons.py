@@ -150,3 +150,34 @@ def test_course_prose_says_nothing_about_the_project(nb):
     found = [m for c in cells(nb, 'markdown') for m in PROJECT_WORDS.findall(''.join(c['source']))]
     assert not found, f'{nb.name} prose names project machinery {found}: say what the learner needs instead'
     assert PROJECT_WORDS.search('`tests/test_course.py`가 확인해') and PROJECT_WORDS.search('콜백 `TrimHeap`')
+
+
+# The notebooks that document library machinery rather than teach (issue "the course a learner reads"): each is a
+# module's notebook in the library reference, and none is a lesson.
+MACHINERY = ['ratings', 'own_ratings', 'splits', 'measure', 'outputs', 'model_files', 'products', 'errors', 'cli',
+             'bench_query', 'cli_options', 'launch', 'bench_scale', 'bench', 'bench_report']
+
+
+def topic(nb): return re.sub(r'^\d+[a-z]?_', '', nb.stem)
+
+
+def test_machinery_is_in_the_reference_not_the_course():
+    course = {topic(nb) for nb in (NBS/'course').glob('*.ipynb')}
+    reference = {topic(nb) for nb in (NBS/'reference').glob('*.ipynb')}
+    assert not course & set(MACHINERY), f'machinery notebooks in the course: {course & set(MACHINERY)}'
+    assert set(MACHINERY) <= reference, f'machinery notebooks missing from the reference: {set(MACHINERY) - reference}'
+
+
+# How the project is built has no place in a lesson's prose: its test files, CI, pass marks, the machine it is developed on.
+BUILD_WORDS = re.compile(r'\btests?/|(?<![A-Za-z])CI(?![A-Za-z])|pytest|nbdev-test|통과 기준|합격선|개발(?:용)? (?:컴퓨터|머신)|우리 (?:컴퓨터|머신)|이 저장소')
+
+
+def test_build_words_check_catches_planted_strings():
+    assert all(BUILD_WORDS.search(s) for s in ['`tests/test_course.py`가 확인해', 'CI에서 돌려', '통과 기준은 0.9야', '개발 컴퓨터에서 잰 시간'])
+    assert not any(BUILD_WORDS.search(s) for s in ['테스트 세트의 RMSE', 'test_eq로 확인해', 'CIFAR', '검증 세트'])
+
+
+@pytest.mark.parametrize('nb', sorted((NBS/'course').glob('[0-9]*.ipynb')), ids=lambda p: p.stem)
+def test_course_prose_says_nothing_about_how_the_project_is_built(nb):
+    found = [m.group(0) for c in cells(nb, 'markdown') for m in BUILD_WORDS.finditer(''.join(c['source']))]
+    assert not found, f'{nb.name} talks about how the project is built: {found}'

@@ -123,6 +123,23 @@ def test_evaluate_against_hand_computed_numbers(tmp_path):
     assert popular['rmse'] is None and popular['precision@10'] == 0.1 and popular['ndcg@10'] == 1.0
 
 
+def test_evaluate_leaves_every_known_rating_out_of_the_ranking_but_the_test_ones(tmp_path):
+    "History the model file holds beyond its training part (the held-out share) is not a candidate; a test rating is, even if the file holds it."
+    saved = _hand_model(tmp_path)
+    test = pd.DataFrame(dict(user=[1], movie=[20], rating=[5.]))   # user 1's relevant item, scored 2 (third of ten)
+    _, ndcg = _ranks(evaluate_model(saved.model, saved.users, saved.items, saved.seen, saved.counts, test)[0])
+    held_out = torch.cat([saved.seen, torch.tensor([[1, 3]])])      # user 1 also rated item 30 (score 5), outside training
+    _, ndcg_held = _ranks(evaluate_model(saved.model, saved.users, saved.items, held_out, saved.counts, test)[0])
+    assert ndcg_held > ndcg, 'the held-out item 30 must leave the ranking, lifting item 20 by one place'
+    both = torch.cat([held_out, torch.tensor([[1, 2]])])              # the file holds the test rating itself too
+    assert _ranks(evaluate_model(saved.model, saved.users, saved.items, both, saved.counts, test)[0])[1] == ndcg_held
+
+
+def _ranks(table):
+    row = table.to_dict(orient='records')[0]
+    return row['precision@10'], row['ndcg@10']
+
+
 def test_evaluate_refuses_a_split_the_model_was_not_trained_on(tmp_path):
     saved = _hand_model(tmp_path)
     with pytest.raises(ValueError, match=r'trained on the u1 split, not on u2\.base.*--split u1'):
