@@ -15,7 +15,7 @@ def results(page, query):
     page.wait_for_function("q => document.querySelector('.pagefind-ui__message')?.textContent.includes(q)", arg=query)
     hrefs = page.locator(RESULT_LINKS).evaluate_all('els => els.map(a => a.getAttribute("href"))')
     marks = page.locator('#pagefind-search mark').all_inner_texts()
-    return [h.split('#')[0].split('/')[-1] for h in hrefs], marks
+    return ['/'.join(h.split('#')[0].split('/')[-2:]).lstrip('./') for h in hrefs], marks  # book/page.html
 
 
 def test_theme_search_box_leads_to_prefix_search(page, base_url, shots):
