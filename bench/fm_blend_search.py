@@ -22,6 +22,9 @@ PARTS = {
     'kae': ('kernel_ae', {}),
     'kae1': ('kernel_ae', dict(seeds=[0])),
     'bpmf': ('bpmf', {}),
+    'kaeT1': ('kernel_ae', dict(seeds=[0], transpose=True)),   # user-based: the autoencoder over users' rows (user and movie swapped)
+    'kaeT': ('kernel_ae', dict(transpose=True)),
+    'fm_r10_20': ('bayes_fm', dict(ranks=[10, 20])),
 }
 
 def carve():
@@ -31,6 +34,8 @@ def carve():
 def run_part(name):
     fit, tune = carve()
     kind, opts = PARTS[name]
+    opts = dict(opts)
+    if opts.pop('transpose', False): fit, tune = (f.rename(columns=dict(user='movie', movie='user')) for f in (fit, tune))
     t = train_kind(kind, fit, tune, 'cpu', **opts)
     dl = rating_loader(tune, dict(user=t.users, item=t.items), bs=len(tune))
     with torch.no_grad(): preds = scoring_model(kind, t.weights, t.info)(dl.x).view(-1)

@@ -7,7 +7,8 @@ Docs: https://collab-lessons.github.io/collab-lessons/reference/bayes_fm.html.md
 # %% auto #0
 __all__ = ['GENRES', 'FM_GROUPS', 'FM_BLEND_PARTS', 'implicit_block', 'table_block', 'ml100k_user_features',
            'ml100k_item_features', 'read_side_file', 'FMSide', 'sample_block', 'sample_hyper', 'fm_samples', 'fm_sides',
-           'is_ml100k', 'blend_weights']
+           'is_ml100k', 'ordinal_loglik', 'sample_latent', 'sample_cutpoints', 'ordinal_fm_samples', 'expected_ratings',
+           'blend_weights']
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #87d71631
 import math
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.special import ndtr, ndtri
 
 from .ratings import DataError
 from .fast import rating_loader, rating_tensors
@@ -253,6 +255,92 @@ if 'bayes_fm' not in KINDS:  # importing the module after running this notebook 
                        dict(ranks=[10], n_samples=512, keep=32, fm_groups=list(FM_GROUPS), user_features=None, item_features=None, cg_iters=20),
                        ('ranks', 'n_samples', 'seed', 'fm_groups', 'user_features', 'item_features'), similar=True, model_class='BayesianFM'));
 
+# %% ../nbs/reference/19_bayes_fm.ipynb #or03
+def _bounds(c, r_idx):
+    "Lower and upper cutpoint of each rating's level: -inf below the first cutpoint, +inf above the last."
+    inf = torch.tensor([math.inf], dtype=c.dtype)
+    return torch.cat([-inf, c])[r_idx], torch.cat([c, inf])[r_idx]
+
+def ordinal_loglik(c, # (L-1,) increasing cutpoints
+                   f, # (n,) latent means
+                   r_idx): # (n,) rating levels 0..L-1
+    "Log-likelihood of the levels `r_idx` under the ordered probit: `P(c[r-1] < f + noise <= c[r])` summed in logs."
+    lo, hi = _bounds(c, r_idx)
+    return (ndtr(hi - f) - ndtr(lo - f)).clamp_min(1e-300).log().sum()
+
+def sample_latent(f, c, r_idx):
+    "Latent scores `z ~ N(f, 1)` truncated to each rating's cutpoint interval, drawn by inverting the normal CDF."
+    lo, hi = _bounds(c, r_idx)
+    a, b = ndtr(lo - f), ndtr(hi - f)
+    u = (a + (b - a) * torch.rand_like(f)).clamp(1e-12, 1 - 1e-12)
+    return torch.maximum(torch.minimum(f + ndtri(u), hi), lo)
+
+# %% ../nbs/reference/19_bayes_fm.ipynb #or06
+def sample_cutpoints(c, f, r_idx, # cutpoints, latent means and levels, as in `ordinal_loglik`
+                     scale, steps=10): # random-walk step and number of steps
+    "Random-walk Metropolis on (first cutpoint, log gaps) given `f`: the new cutpoints and the share of steps accepted."
+    theta = torch.cat([c[:1], (c[1:] - c[:-1]).log()])  # the gaps stay positive, so the cutpoints stay in order
+    def to_c(t): return torch.cat([t[:1], t[:1] + t[1:].exp().cumsum(0)])
+    ll, accepted = ordinal_loglik(c, f, r_idx), 0
+    for _ in range(steps):
+        prop = theta + scale * torch.randn_like(theta)
+        ll_new = ordinal_loglik(to_c(prop), f, r_idx)
+        if ll_new - ll > math.log(torch.rand(()).item() + 1e-300): theta, ll, accepted = prop, ll_new, accepted + 1
+    return to_c(theta), accepted / steps
+
+# %% ../nbs/reference/19_bayes_fm.ipynb #or07
+def ordinal_fm_samples(users, items, # (n,) user and item codes
+                       r_idx, n_levels, # (n,) rating levels 0..n_levels-1
+                       user_side, item_side, # `FMSide`s
+                       rank=10, n_samples=512, iters=20): # as in `fm_samples`
+    "Yield `(sweep, phi_U, phi_I, cutpoints)` after each sweep of an ordered-probit FM: the FM regresses latent scores with noise precision 1."
+    K = rank + 1
+    thetas = [[0.1 * torch.randn(b[0].shape[1], K) for b in s.blocks] for s in (user_side, item_side)]
+    hyper = [(torch.zeros(s.n_groups, K), torch.ones(s.n_groups, K)) for s in (user_side, item_side)]
+    c = ndtri(torch.bincount(r_idx, minlength=n_levels).double().cumsum(0)[:-1] / len(r_idx))  # (n_levels-1,) the marginal's cutpoints
+    phi, scale = [user_side.phi(thetas[0]), item_side.phi(thetas[1])], 0.01
+    z = sample_latent(torch.zeros(len(r_idx), dtype=torch.float64), c, r_idx).float()
+    for sweep in range(n_samples):
+        for k, (side, other) in enumerate(((user_side, items), (item_side, users))):
+            thetas[k] = _sample_side(side, thetas[k], phi[1 - k], z - phi[1 - k][other, -1], 1., *hyper[k], iters)
+            hyper[k] = sample_hyper(torch.cat(thetas[k]), side.groups, side.n_groups)
+            phi[k] = side.phi(thetas[k])
+        f = ((phi[0][users, :-1] * phi[1][items, :-1]).sum(1) + phi[0][users, -1] + phi[1][items, -1]).double()  # (n,)
+        c, accepted = sample_cutpoints(c, f, r_idx, scale)
+        if sweep < n_samples // 5: scale *= 1.2 if accepted > 0.4 else 0.85 if accepted < 0.2 else 1.  # burn-in: tune the step towards a third accepted
+        z = sample_latent(f, c, r_idx).float()
+        yield sweep, phi[0], phi[1], c
+
+# %% ../nbs/reference/19_bayes_fm.ipynb #or08
+def expected_ratings(U, V, # folded user and item rows of one sample (factors, then bias)
+                     c, levels): # its cutpoints and the rating levels
+    "The expected rating of every (user, item) pair under one sample: the first level plus each step times `P(latent > cutpoint)`; (n_users, n_items)."
+    f = U[:, :-1] @ V[:, :-1].T + U[:, -1:] + V[:, -1][None]  # (n_users, n_items)
+    steps = (levels[1:] - levels[:-1]).float()
+    return levels[0] + sum(steps[k] * ndtr(f - c[k].float()) for k in range(len(c)))
+
+def _train_bayes_fm_ordinal(train, valid, users, items, o, device):
+    "Ordered-probit Bayesian FM samplers, one per rank; the kept samples' expected ratings averaged into one (n_users, n_items) matrix."
+    torch.manual_seed(o['seed'])
+    x, r, _ = rating_tensors(train, dict(user=users, item=items), drop_unknown=True)
+    levels = torch.unique(r)
+    if not 2 <= len(levels) <= 20: raise DataError(f"bayes_fm_ordinal needs ratings on 2 to 20 levels, not {len(levels)} distinct values: use bayes_fm for these ratings.")
+    user_side, item_side = fm_sides(x, users, items, o['fm_groups'], o['user_features'], o['item_features'], is_ml100k(train))
+    n_samples, burn_in = o['n_samples'], o['burn_in']
+    if burn_in >= n_samples: raise ValueError(f"burn_in={burn_in} leaves no sample out of n_samples={n_samples}.")
+    thin, total, kept = max(1, -(-(n_samples - burn_in) // o['keep'])), torch.zeros(len(users), len(items)), 0
+    for rank in o['ranks']:
+        for sweep, U, V, c in ordinal_fm_samples(x[:, 0], x[:, 1], torch.bucketize(r, levels), len(levels), user_side, item_side, rank, n_samples, o['cg_iters']):
+            if sweep >= burn_in and (n_samples - 1 - sweep) % thin == 0: total += expected_ratings(U, V, c, levels); kept += 1
+    clip = _clip(train)
+    return {'scores': (total / kept).clamp(*clip).contiguous()}, dict(y_range=clip, squash='clip', levels=levels.tolist(), fm_groups=list(o['fm_groups']),
+                                                               side_groups=[s.group_names[1:] for s in (user_side, item_side)])
+
+# %% ../nbs/reference/19_bayes_fm.ipynb #or09
+if 'bayes_fm_ordinal' not in KINDS:
+    register(ModelKind('bayes_fm_ordinal', _train_bayes_fm_ordinal, matrix_scorer, matrix_shapes, None, KINDS['bayes_fm'].defaults,
+                       KINDS['bayes_fm'].options, model_class='BayesianFM (ordered probit)'));
+
 # %% ../nbs/reference/19_bayes_fm.ipynb #fb03
 def blend_weights(P, # (n, k) predictions of k models for the same n ratings
                   y): # (n,) the true ratings
@@ -264,35 +352,45 @@ def blend_weights(P, # (n, k) predictions of k models for the same n ratings
     return torch.cat([1 - rest.sum(0, keepdim=True), rest]).float()
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #fb07
-FM_BLEND_PARTS = ('bayes_fm', 'kernel_ae')
+FM_BLEND_PARTS = (('bayes_fm_ordinal', False), ('kernel_ae', False), ('kernel_ae', True))  # (kind, users and movies swapped)
 
-def _part_options(kind, o):
-    "The options of a blend `o` that the part `kind` takes (its listed options; the rest keep the part's defaults)."
-    return {k: o[k] for k in get_kind(kind).options if k in o}
+def _part_options(kind, o, cheap=False):
+    "The options of a blend `o` that the part `kind` takes; `cheap`: half the sweeps and one autoencoder seed (for the carve-out)."
+    opts = {k: o[k] for k in get_kind(kind).options if k in o}
+    if cheap and 'n_samples' in opts: opts['n_samples'] = max(2, opts['n_samples'] // 2)
+    if cheap and 'seeds' in opts: opts['seeds'] = list(opts['seeds'])[:1]
+    return opts
 
-def _tune_predictions(kind, fit, tune, o, device):
-    "The part `kind` trained on `fit` (as `train_kind` trains it): its predictions of the `tune` ratings it knows, and those ratings."
-    t = train_kind(kind, fit, None, device, **_part_options(kind, o))
-    dl = rating_loader(tune, dict(user=t.users, item=t.items), bs=max(1, len(tune)))
+def _swap(frame): return frame.rename(columns=dict(user='movie', movie='user'))
+
+def _tune_predictions(part, fit, tune, o, device):
+    "The `part` (kind, swapped) trained cheaply on `fit` as `train_kind` trains it: its predictions of the `tune` ratings it knows, and those ratings."
+    kind, swapped = part
+    if swapped: fit, tune = _swap(fit), _swap(tune)
+    t = train_kind(kind, fit, None, device, **_part_options(kind, o, cheap=True))
+    dl = rating_loader(tune, dict(user=t.users, item=t.items), bs=max(1, len(tune)))  # the same pairs in the same order either way round
     with torch.no_grad(): return scoring_model(kind, t.weights, t.info)(dl.x).view(-1), dl.y
 
-def _all_scores(kind, train, o, device):
-    "The part `kind` trained on all of `train`: its (n_users, n_items) score matrix over `vocab(train.user)` and `vocab(train.movie)`."
-    t = train_kind(kind, train, None, device, **_part_options(kind, o))
-    with torch.no_grad(): return scoring_model(kind, t.weights, t.info).user_scores(torch.arange(len(t.users)))
+def _all_scores(part, train, o, device):
+    "The `part` trained on all of `train`: its (n_users, n_items) score matrix over `vocab(train.user)` and `vocab(train.movie)`."
+    kind, swapped = part
+    t = train_kind(kind, _swap(train) if swapped else train, None, device, **_part_options(kind, o))
+    with torch.no_grad(): scores = scoring_model(kind, t.weights, t.info).user_scores(torch.arange(len(t.users)))
+    return scores.T if swapped else scores
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #fb08
 def _train_fm_blend(train, valid, users, items, o, device):
-    "bayes_fm and kernel_ae blended by `blend_weights` fitted on a 10% carve-out of `train`, both refitted on all of `train`; stored as one score matrix."
+    "The `FM_BLEND_PARTS` blended by `blend_weights` fitted on a 10% carve-out of `train`, each refitted on all of `train`; stored as one score matrix."
     fit, tune = split_random(train, 0.1, seed=0)
-    parts = [_tune_predictions(kind, fit, tune, o, device) for kind in FM_BLEND_PARTS]
+    parts = [_tune_predictions(part, fit, tune, o, device) for part in FM_BLEND_PARTS]
     w = blend_weights(torch.stack([p for p, _ in parts], 1), parts[0][1])
     clip = _clip(train)
-    scores = sum(float(wk) * _all_scores(kind, train, o, device) for wk, kind in zip(w, FM_BLEND_PARTS))  # (n_users, n_items)
-    return {'scores': scores.clamp(*clip).contiguous()}, dict(y_range=clip, squash='clip', blend_parts=list(FM_BLEND_PARTS), blend_weights=[round(float(v), 4) for v in w])
+    scores = sum(float(wk) * _all_scores(part, train, o, device) for wk, part in zip(w, FM_BLEND_PARTS))  # (n_users, n_items)
+    names = [kind + (' (users and movies swapped)' if swapped else '') for kind, swapped in FM_BLEND_PARTS]
+    return {'scores': scores.clamp(*clip).contiguous()}, dict(y_range=clip, squash='clip', blend_parts=names, blend_weights=[round(float(v), 4) for v in w])
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #fb09
 if 'fm_blend' not in KINDS:
-    register(ModelKind('fm_blend', _train_fm_blend, matrix_scorer, matrix_shapes, None,
-                       dict(ranks=[10], n_samples=512, keep=32, fm_groups=list(FM_GROUPS), user_features=None, item_features=None, epochs=24),
-                       tuple(dict.fromkeys(KINDS['bayes_fm'].options + KINDS['kernel_ae'].options)), model_class='BayesianFM + KernelAutoencoder'));
+    register(ModelKind('fm_blend', _train_fm_blend, matrix_scorer, matrix_shapes, None, dict(KINDS['bayes_fm'].defaults, epochs=24, seeds=[0]),
+                       tuple(dict.fromkeys(KINDS['bayes_fm'].options + KINDS['kernel_ae'].options)),
+                       model_class='BayesianFM (ordered probit) + KernelAutoencoder x2'));

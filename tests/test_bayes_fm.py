@@ -121,8 +121,30 @@ def test_fm_blend_trains_saves_loads_and_recommends_through_the_command(files, t
     assert result['kind'] == 'fm_blend' and 0 < result['valid_rmse'] < 2
     saved = load_model(out)
     w = saved.info['blend_weights']
-    assert saved.kind == 'fm_blend' and saved.info['blend_parts'] == ['bayes_fm', 'kernel_ae'] and abs(sum(w) - 1) < 1e-3
+    assert saved.kind == 'fm_blend' and len(saved.info['blend_parts']) == 3 and abs(sum(w) - 1) < 1e-3
     scores = saved.model.user_scores(torch.tensor([1, 2]))
     assert scores.shape == (2, len(saved.titles)) and scores.min() >= 1 - 1e-6 and scores.max() <= 5 + 1e-6
     assert main(['recommend', '--user', '1', '-n', '3', '--model', str(out), '-q']) == 0
     assert 'm' in capsys.readouterr().out
+
+
+def test_ordinal_fm_draws_latents_inside_their_intervals_and_learns_the_levels(files, tmp_path):
+    from collab_lessons.bayes_fm import _bounds, sample_latent
+    c = torch.tensor([-1., 0., 1.], dtype=torch.float64)
+    levels = torch.tensor([0, 1, 2, 3] * 50)
+    z = sample_latent(torch.randn(200, dtype=torch.float64) * 3, c, levels)
+    lo, hi = _bounds(c, levels)
+    assert ((z >= lo) & (z <= hi)).all() and torch.isfinite(z).all()
+    folder, _ = files
+    out = tmp_path/'ordinal.pt'
+    assert main(['train', '--ratings', str(folder/'stars.csv'), '--model-kind', 'bayes_fm_ordinal', '--samples', '30', '--ranks', '2',
+                 '--user-features', str(folder/'users.csv'), '--item-features', str(folder/'items.csv'), '--out', str(out), '-q']) == 0
+    saved = load_model(out)
+    assert saved.kind == 'bayes_fm_ordinal' and saved.info['levels'] == [1., 2., 3., 4., 5.]
+    scores = saved.model.user_scores(torch.arange(len(saved.users)))
+    assert scores.min() >= 1 - 1e-6 and scores.max() <= 5 + 1e-6
+
+
+def test_ordinal_fm_refuses_continuous_ratings(files):
+    _, ratings = files
+    with pytest.raises(DataError, match='use bayes_fm'): train_kind('bayes_fm_ordinal', ratings, None, 'cpu', ranks=[2], n_samples=4)
