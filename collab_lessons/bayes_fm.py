@@ -344,9 +344,10 @@ if 'bayes_fm_ordinal' not in KINDS:
 # %% ../nbs/reference/19_bayes_fm.ipynb #fb03
 def blend_weights(P, # (n, k) predictions of k models for the same n ratings
                   y): # (n,) the true ratings
-    "Least-squares weights `w` (k,) that sum to 1 of the blend `P @ w` against `y`."
+    "Least-squares weights `w` (k,) that sum to 1 of the blend `P @ w` against `y` (equal weights when `y` holds no more than `2k` ratings)."
     if P.ndim != 2 or len(P) != len(y): raise ValueError(f"P has shape {tuple(P.shape)} and y {len(y)} ratings: give one column per model and one row per rating.")
-    if P.shape[1] == 1: return torch.ones(1)
+    k = P.shape[1]
+    if len(y) <= 2 * k: return torch.full((k,), 1 / k)  # too few ratings to fit weights on: the plain mean
     D = (P[:, 1:] - P[:, :1]).double()                    # (n, k-1): each model's difference from the first
     rest = torch.linalg.lstsq(D, (y - P[:, 0]).double()[:, None]).solution[:, 0]  # (k-1,)
     return torch.cat([1 - rest.sum(0, keepdim=True), rest]).float()

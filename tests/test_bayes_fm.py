@@ -105,6 +105,7 @@ def test_blend_weights_recover_a_planted_mix_and_sum_to_one():
     from collab_lessons.bayes_fm import blend_weights
     g = torch.Generator().manual_seed(0)
     P = 1 + 4 * torch.rand(200, 3, generator=g)
+    assert torch.allclose(blend_weights(P[:6], P[:6, 0]), torch.full((3,), 1 / 3))  # too few ratings: the mean
     w = blend_weights(P, P @ torch.tensor([0.2, 0.5, 0.3]))
     assert torch.allclose(w, torch.tensor([0.2, 0.5, 0.3]), atol=1e-4)
     assert torch.allclose(blend_weights(P[:, :1], P[:, 0]), torch.ones(1))
