@@ -1,4 +1,6 @@
 "Tests of `collab_lessons.bayes_fm`: the Bayesian factorization machine kind on small synthetic ratings and side files."
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,3 +99,53 @@ def test_a_bad_side_file_stops_training_with_the_data_exit_code(files, tmp_path,
                  '--user-features', str(tmp_path/'users.csv'), '--out', str(tmp_path/'x.pt'), '-q'])
     err = capsys.readouterr().err
     assert code != 0 and "no 'user' column" in err and not (tmp_path/'x.pt').exists()
+
+
+def test_blend_weights_recover_a_planted_mix_and_sum_to_one():
+    from collab_lessons.bayes_fm import blend_weights
+    g = torch.Generator().manual_seed(0)
+    P = 1 + 4 * torch.rand(200, 3, generator=g)
+    assert torch.allclose(blend_weights(P[:6], P[:6, 0]), torch.full((3,), 1 / 3))  # too few ratings: the mean
+    w = blend_weights(P, P @ torch.tensor([0.2, 0.5, 0.3]))
+    assert torch.allclose(w, torch.tensor([0.2, 0.5, 0.3]), atol=1e-4)
+    assert torch.allclose(blend_weights(P[:, :1], P[:, 0]), torch.ones(1))
+    with pytest.raises(ValueError, match='one row per rating'): blend_weights(P, P[:10, 0])
+
+
+def test_fm_blend_trains_saves_loads_and_recommends_through_the_command(files, tmp_path, capsys):
+    folder, ratings = files
+    out = tmp_path/'blend.pt'
+    assert main(['train', '--ratings', str(folder/'stars.csv'), '--model-kind', 'fm_blend', '--samples', '10', '--ranks', '2',
+                 '--epochs', '2', '--seeds', '0', '--hidden', '8', '--user-features', str(folder/'users.csv'),
+                 '--item-features', str(folder/'items.csv'), '--out', str(out), '--json', '-q']) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result['kind'] == 'fm_blend' and 0 < result['valid_rmse'] < 2
+    saved = load_model(out)
+    w = saved.info['blend_weights']
+    assert saved.kind == 'fm_blend' and len(saved.info['blend_parts']) == 3 and abs(sum(w) - 1) < 1e-3
+    scores = saved.model.user_scores(torch.tensor([1, 2]))
+    assert scores.shape == (2, len(saved.titles)) and scores.min() >= 1 - 1e-6 and scores.max() <= 5 + 1e-6
+    assert main(['recommend', '--user', '1', '-n', '3', '--model', str(out), '-q']) == 0
+    assert 'm' in capsys.readouterr().out
+
+
+def test_ordinal_fm_draws_latents_inside_their_intervals_and_learns_the_levels(files, tmp_path):
+    from collab_lessons.bayes_fm import _bounds, sample_latent
+    c = torch.tensor([-1., 0., 1.], dtype=torch.float64)
+    levels = torch.tensor([0, 1, 2, 3] * 50)
+    z = sample_latent(torch.randn(200, dtype=torch.float64) * 3, c, levels)
+    lo, hi = _bounds(c, levels)
+    assert ((z >= lo) & (z <= hi)).all() and torch.isfinite(z).all()
+    folder, _ = files
+    out = tmp_path/'ordinal.pt'
+    assert main(['train', '--ratings', str(folder/'stars.csv'), '--model-kind', 'bayes_fm_ordinal', '--samples', '30', '--ranks', '2',
+                 '--user-features', str(folder/'users.csv'), '--item-features', str(folder/'items.csv'), '--out', str(out), '-q']) == 0
+    saved = load_model(out)
+    assert saved.kind == 'bayes_fm_ordinal' and saved.info['levels'] == [1., 2., 3., 4., 5.]
+    scores = saved.model.user_scores(torch.arange(len(saved.users)))
+    assert scores.min() >= 1 - 1e-6 and scores.max() <= 5 + 1e-6
+
+
+def test_ordinal_fm_refuses_continuous_ratings(files):
+    _, ratings = files
+    with pytest.raises(DataError, match='use bayes_fm'): train_kind('bayes_fm_ordinal', ratings, None, 'cpu', ranks=[2], n_samples=4)
