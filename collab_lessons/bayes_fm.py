@@ -389,9 +389,3 @@ def _train_fm_blend(train, valid, users, items, o, device):
     scores = sum(float(wk) * _all_scores(part, train, o, device) for wk, part in zip(w, FM_BLEND_PARTS))  # (n_users, n_items)
     names = [kind + (' (users and movies swapped)' if swapped else '') for kind, swapped in FM_BLEND_PARTS]
     return {'scores': scores.clamp(*clip).contiguous()}, dict(y_range=clip, squash='clip', blend_parts=names, blend_weights=[round(float(v), 4) for v in w])
-
-# %% ../nbs/reference/19_bayes_fm.ipynb #fb09
-if 'fm_blend' not in KINDS:
-    register(ModelKind('fm_blend', _train_fm_blend, matrix_scorer, matrix_shapes, None, dict(KINDS['bayes_fm'].defaults, epochs=24, seeds=[0]),
-                       tuple(dict.fromkeys(KINDS['bayes_fm'].options + KINDS['kernel_ae'].options)),
-                       model_class='BayesianFM (ordered probit) + KernelAutoencoder x2'));

@@ -120,3 +120,9 @@ KINDS.clear(); KINDS.update(_first); KINDS.update(_rest)
 
 # %% ../nbs/reference/20_kinds.ipynb #0b2b6ccd
 from . import bayes_fm, rankers  # they register their own kinds
+
+# fm_blend mixes bayes_fm's ordinal FM with the kernel autoencoder (registered above), so it registers here, where both are known.
+register(ModelKind('fm_blend', bayes_fm._train_fm_blend, matrix_scorer, matrix_shapes, None,
+                   dict(KINDS['bayes_fm'].defaults, epochs=24, seeds=[0]),
+                   tuple(dict.fromkeys(KINDS['bayes_fm'].options + KINDS['kernel_ae'].options)),
+                   model_class='BayesianFM (ordered probit) + KernelAutoencoder x2'));
