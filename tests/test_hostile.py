@@ -631,3 +631,19 @@ def test_next_hint_names_a_user_the_model_knows(tmp_path, capsys, tiny_ratings):
     assert main(['train', '--ratings', str(data), '--model-kind', 'popularity', '--out', str(tmp_path/'m.pt')]) == 0
     hint = next(l for l in capsys.readouterr().err.splitlines() if l.startswith('Next:'))
     assert "--user 'shop user 1' " in hint
+
+
+def test_catalogue_names_tests_that_exist():
+    "Every `X::test_name` in tests/HOSTILE.md names a test in the file its legend gives (unless cut short with … or marked removed)."
+    import re
+    text = (Path(__file__).parent/'HOSTILE.md').read_text(encoding='utf-8')
+    legend = dict(re.findall(r'`([A-Z]+)` (?:stands )?for `(tests/[\w/]+\.py)`', text))
+    root = Path(__file__).parents[1]
+    missing = []
+    for line in text.splitlines():
+        if 'removed' in line: continue
+        for prefix, name, cut in re.findall(r'\b([A-Z]{1,3})::(test_\w+)(…?)', line):
+            if cut: continue
+            assert prefix in legend, f'HOSTILE.md uses {prefix}:: but its legend does not say which file that is'
+            if not re.search(rf'def {name}\b', (root/legend[prefix]).read_text(encoding='utf-8')): missing.append(f'{prefix}::{name}')
+    assert not missing, f'HOSTILE.md names tests that do not exist: {missing}'
