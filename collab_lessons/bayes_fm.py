@@ -250,10 +250,9 @@ def _train_bayes_fm(train, valid, users, items, o, device):
                          fm_groups=list(o['fm_groups']), side_groups=[s.group_names[1:] for s in (user_side, item_side)])
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #eb9f87c5
-if 'bayes_fm' not in KINDS:  # importing the module after running this notebook registers once
-    register(ModelKind('bayes_fm', _train_bayes_fm, dot_scorer, dot_shapes, check_factors,
-                       dict(ranks=[10], n_samples=512, keep=32, fm_groups=list(FM_GROUPS), user_features=None, item_features=None, cg_iters=20),
-                       ('ranks', 'n_samples', 'seed', 'fm_groups', 'user_features', 'item_features'), similar=True, model_class='BayesianFM'));
+register(ModelKind('bayes_fm', _train_bayes_fm, dot_scorer, dot_shapes, check_factors,  # registering again (a notebook run after an import) replaces it
+                   dict(ranks=[10], n_samples=512, keep=32, fm_groups=list(FM_GROUPS), user_features=None, item_features=None, cg_iters=20),
+                   ('ranks', 'n_samples', 'seed', 'fm_groups', 'user_features', 'item_features'), similar=True, model_class='BayesianFM'));
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #or03
 def _bounds(c, r_idx):
@@ -337,9 +336,8 @@ def _train_bayes_fm_ordinal(train, valid, users, items, o, device):
                                                                side_groups=[s.group_names[1:] for s in (user_side, item_side)])
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #or09
-if 'bayes_fm_ordinal' not in KINDS:
-    register(ModelKind('bayes_fm_ordinal', _train_bayes_fm_ordinal, matrix_scorer, matrix_shapes, None, KINDS['bayes_fm'].defaults,
-                       KINDS['bayes_fm'].options, model_class='BayesianFM (ordered probit)'));
+register(ModelKind('bayes_fm_ordinal', _train_bayes_fm_ordinal, matrix_scorer, matrix_shapes, None, KINDS['bayes_fm'].defaults,
+                   KINDS['bayes_fm'].options, model_class='BayesianFM (ordered probit)'));
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #fb03
 def blend_weights(P, # (n, k) predictions of k models for the same n ratings

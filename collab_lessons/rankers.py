@@ -267,7 +267,6 @@ RANK_OPTIONS = {'popularity': ('implicit_threshold',), 'ease': ('implicit_thresh
                 'ease_ials': ('implicit_threshold', 'n_factors', 'epochs', 'seed')}  # what `collab-lessons train` may set for each
 RANK_CLASSES = {'popularity': 'Popularity', 'ease': 'EASE', 'bpr': 'BPR', 'ials': 'ImplicitALS', 'ease_ials': 'EASE + ImplicitALS'}
 for _name, _fit in TRAINERS.items():
-    if _name not in KINDS:  # importing twice (a notebook run again) registers once
-        register(ModelKind(_name, _ranker(_fit), MODELS[_name], SHAPES[_name], defaults=KIND_DEFAULTS[_name], options=RANK_OPTIONS[_name],
-                           rates=False, similar=_name in ('bpr', 'ials'), model_class=RANK_CLASSES[_name]))
+    register(ModelKind(_name, _ranker(_fit), MODELS[_name], SHAPES[_name], defaults=KIND_DEFAULTS[_name], options=RANK_OPTIONS[_name],
+                       rates=False, similar=_name in ('bpr', 'ials'), model_class=RANK_CLASSES[_name]))  # again: replaced in place
 
