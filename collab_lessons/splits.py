@@ -6,9 +6,11 @@ Docs: https://collab-lessons.github.io/collab-lessons/reference/splits.html.md""
 
 # %% auto #0
 __all__ = ['SPLITS', 'split_random', 'load_split', 'load_tune_split', 'stratified_split', 'temporal_split', 'distinct_fraction',
-           'collab_dls', 'random_split_index']
+           'tensor_tab_dl', 'collab_dls', 'random_split_index']
 
 # %% ../nbs/reference/03_splits.ipynb #5a23c1a5
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -100,6 +102,29 @@ def _check_loader_args(frames, cols, bs):
         if bad.any(): raise DataError(f"{name}, row {int(bad.argmax())}: the rating {df[cols[-1]].iloc[int(bad.argmax())]!r} "
                                       "is not a finite number. Drop or fix that row.")
 
+# %% ../nbs/reference/03_splits.ipynb #3f8b5d21
+@functools.cache
+def tensor_tab_dl():
+    "fastai's `TabDataLoader` with the same shuffle and batches, read from tensors made once instead of a DataFrame each batch (built on first call, so importing this module needs no fastai)."
+    from fastai.tabular.core import ReadTabBatch, TabDataLoader
+
+    class TensorBatch(ReadTabBatch):
+        "Batches arrive as tensors already; decoding (`show_batch`) is `ReadTabBatch`'s."
+        def encodes(self, o): return o
+
+    class TensorTabDL(TabDataLoader):
+        "`TabDataLoader` whose batches index the dataset's categorical codes and targets, turned into tensors once."
+        def __init__(self, dataset, bs=16, shuffle=False, after_batch=None, num_workers=0, **kwargs):
+            super().__init__(dataset, bs=bs, shuffle=shuffle, after_batch=after_batch or [TensorBatch(dataset)], num_workers=num_workers, **kwargs)
+            has_y = all(n in dataset.items.columns for n in dataset.y_names)  # a `test_dl` may come without ratings
+            self.columns = (torch.as_tensor(dataset.cats.to_numpy()).long(),) + ((torch.as_tensor(dataset.targ.to_numpy()),) if has_y else ())
+        def create_batch(self, b):
+            b = torch.as_tensor(b, dtype=torch.long)
+            return tuple(col[b] for col in self.columns)
+
+    return TensorTabDL
+
+
 # %% ../nbs/reference/03_splits.ipynb #04ccc4f9
 def collab_dls(ratings,                # table with `user`, `item_name` and `rating` columns
                valid=None,             # validation table; `None` holds out `valid_pct` of `ratings` with `split_random`
@@ -107,13 +132,13 @@ def collab_dls(ratings,                # table with `user`, `item_name` and `rat
                bs=64,                  # batch size
                valid_pct=0.2,          # share of rows held out when `valid` is `None`
                seed=42,                # seeds the split, the shuffle and torch
-               dl_type=None,           # loader class; `None` is `TabDataLoader` (fastai 2.8's default is `TabWeightedDL`)
+               dl_type=None,           # loader class; `None` is `tensor_tab_dl()` (fastai 2.8's default is `TabWeightedDL`)
                drop_last=False,        # drop the last partial training batch?
                **kwargs):              # passed on to fastai's `TabularPandas.dataloaders`
     "Seeded fastai `DataLoaders` over `ratings` (or `ratings` and `valid`) whose training loader visits every row exactly once per epoch."
     from fastai.collab import TabularCollab
     from fastai.data.block import TransformBlock
-    from fastai.tabular.core import Categorify, TabDataLoader
+    from fastai.tabular.core import Categorify
     from fastai.torch_core import set_seed
     cols = ['user', item_name, 'rating']
     _check_loader_args({'ratings': ratings} if valid is None else {'ratings': ratings, 'valid': valid}, cols, bs)
@@ -122,4 +147,4 @@ def collab_dls(ratings,                # table with `user`, `item_name` and `rat
     both = pd.concat([train[cols], valid[cols]], ignore_index=True)
     splits = [list(range(len(train))), list(range(len(train), len(both)))]
     to = TabularCollab(both, [Categorify], cols[:2], y_names=['rating'], y_block=TransformBlock(), splits=splits)
-    return to.dataloaders(bs=bs, dl_type=dl_type or TabDataLoader, drop_last=drop_last, **kwargs)
+    return to.dataloaders(bs=bs, dl_type=dl_type or tensor_tab_dl(), drop_last=drop_last, **kwargs)
