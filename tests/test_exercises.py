@@ -224,6 +224,9 @@ def lessons(ml100k):
 # Solutions that read what a lesson's `#| slow` training left in its model (the model itself is built in a fast cell):
 # they run after the slow cells, so they are checked against the trained model.
 AFTER_TRAINING = {('71_interpret', 1), ('71_interpret', 2), ('71_interpret', 3)}
+# Solutions whose every training run is one a lesson already trains (the same seeded step): the full tier runs that
+# lesson, so they are opt-in with the others above. 70-3 is lesson 50's seed table (wd=0.1 at seeds 42, 43, 44).
+SAME_AS_A_LESSON = {('70_course', 3)}
 
 FINITE = lambda *xs: all(math.isfinite(float(x)) for x in xs)
 CHECKS = {
@@ -257,7 +260,7 @@ CHECKS = {
     ('60_from_scratch', 3): lambda ns: ns['users'].grad[[0, 2]].eq(1).all() and ns['users'].grad[1].eq(0).all(),
     ('60_from_scratch', 4): lambda ns: ns['n_params'] == 1,
     ('70_course', 1): lambda ns: ns['learn_100'].model.user_factors.weight.shape[1] == 100,
-    ('70_course', 2): lambda ns: list(ns['table'].step) == ['bias', 'weight_decay'],
+    ('70_course', 2): lambda ns: list(ns['table'].step) == ['bias', 'weight_decay'] and list(ns['table'].epochs) == [1, 1],
     ('70_course', 3): lambda ns: sorted(ns['by_seed']) == [42, 43, 44] and FINITE(*ns['by_seed'].values()),
     ('74_better_models', 1): lambda ns: abs(ns['by_hand'] - ns['blend_weight'](ns['a_toy'], ns['b_toy'], ns['y_toy'])) < 1e-5
                                               and 0 < ns['by_hand'] < 0.5,
@@ -322,6 +325,7 @@ def test_every_code_solution_has_a_check():
         f"code solutions without a check: {sorted(set(code_solutions()) - set(CHECKS))}; "
         f"checks without a code solution: {sorted(set(CHECKS) - set(code_solutions()))}")
     assert AFTER_TRAINING <= set(code_solutions()), f"AFTER_TRAINING names no solution: {sorted(AFTER_TRAINING - set(code_solutions()))}"
+    assert SAME_AS_A_LESSON <= set(code_solutions()), f"SAME_AS_A_LESSON names no solution: {sorted(SAME_AS_A_LESSON - set(code_solutions()))}"
 
 
 TRAINED_SOLUTIONS = os.environ.get('COLLAB_LESSONS_TRAINED_SOLUTIONS') == '1'  # about 25 minutes more on two cores
@@ -331,7 +335,7 @@ def _params():
     for key, code in sorted(code_solutions().items()):
         slow_cells = needs_slow_cells(key[0], code) or key in AFTER_TRAINING
         marks = [pytest.mark.slow] if slow_cells or TRAINS.search(code) else []
-        if slow_cells: marks.append(pytest.mark.skipif(not TRAINED_SOLUTIONS, reason=(
+        if slow_cells or key in SAME_AS_A_LESSON: marks.append(pytest.mark.skipif(not TRAINED_SOLUTIONS, reason=(
             "runs the lesson's training again (the full tier runs it once, in nbdev-test): COLLAB_LESSONS_TRAINED_SOLUTIONS=1")))
         yield pytest.param(key, slow_cells, marks=marks, id=f'{key[0]}-{key[1]}')
 
