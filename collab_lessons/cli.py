@@ -80,6 +80,7 @@ def cmd_recommend(args):
     if args.all_users: return _recommend_all(args)
     if args.out: raise ValueError('--out writes the recommendations of --all-users: add --all-users, or leave --out out.')
     saved = load_model(args.model)
+    if args.user_features and not products.knows_user(saved, args.user): return _recommend_from_features(args, saved)
     user = find_user(saved.users, args.user)
     recs = products.with_rank(products.top_n_for_user(saved, user, args.n))
     if recs.empty: raise NoResultError(f"User {saved.users[user]} has rated all {len(saved.titles) - 1} items the model knows: there is nothing left to recommend.")
@@ -88,9 +89,17 @@ def cmd_recommend(args):
                   f"(leaving out the {len(saved.rated_by(user))} they rated):")
     return EXIT_CODES['ok']
 
+def _recommend_from_features(args, saved):
+    "`recommend --user-features`: the top `-n` items for a user the model has no ratings of, from their row in the side file."
+    recs = products.with_rank(products.features_top_n(saved, args.user, args.user_features, args.n))
+    _emit(args, dict(user=args.user, from_features=args.user_features, recommendations=recs.to_dict(orient='records')), recs,
+          heading=f"Top {len(recs)} movies for new user {args.user} from their features in {args.user_features} (the {saved.kind} model has no ratings of them):")
+    return EXIT_CODES['ok']
+
 def _recommend_all(args):
     "`recommend --all-users`: every user's top `-n` written to `--out` (checked before any work), with a bar on a terminal."
     if not args.out: raise ValueError('--all-users writes a file: give --out recs.parquet (or .csv).')
+    if args.user_features: raise ValueError('--user-features scores one new --user from their features: give --user ID instead of --all-users.')
     out = products.check_table_path(args.out)
     with output_lock(out):  # a second run writing the same file is turned away before any work
         saved = load_model(args.model)
@@ -128,12 +137,19 @@ def cmd_rate(args):
 
 # %% ../nbs/reference/31_cli.ipynb #134676d7
 def cmd_evaluate(args):
-    "The `evaluate` command: RMSE, MAE, P@10 and NDCG@10 of the model and of popularity on `--split`'s test part or on `--test`."
+    "The `evaluate` command: RMSE, MAE, P@10 and NDCG@10 of the model and of popularity on `--split`'s test part or on `--test`; with `--user-features`, the new users' RMSE from features beside the bias-only and item-mean fallbacks."
     saved = load_model(args.model)
-    table, report = products.evaluate_saved(saved, args.split, args.test)
-    _emit(args, dict(report, results=table.to_dict(orient='records')), table.fillna('-'),
-          heading=f"{report['n_scored']:,} of {report['n_test']:,} test ratings scored ({report['unknown_users']} with an unknown user, "
-                  f"{report['unknown_items']} with an unknown item):")
+    table, report = products.evaluate_saved(saved, args.split, args.test, user_features=args.user_features)
+    cold = report.pop('new_users', None)
+    data = dict(report, results=None if table is None else table.to_dict(orient='records'), **({'new_users': cold} if cold else {}))
+    if args.json: _emit(args, data); return EXIT_CODES['ok']
+    if table is not None:
+        _emit(args, data, table.fillna('-'), heading=f"{report['n_scored']:,} of {report['n_test']:,} test ratings scored ({report['unknown_users']} with an unknown user, "
+                                                      f"{report['unknown_items']} with an unknown item):")
+    if cold is not None:
+        _emit(args, data, pd.DataFrame(cold['results']), heading=("\n" if table is not None else "") +
+              f"New users (no ratings in the model) scored from their features in {args.user_features}: {cold['n_scored']:,} ratings of {cold['new_users']:,} users "
+              f"({cold['without_features']} ratings by new users without a row, {cold['unknown_items']} of unknown items):")
     return EXIT_CODES['ok']
 
 # %% ../nbs/reference/31_cli.ipynb #d11c2ace

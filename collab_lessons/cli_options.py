@@ -161,6 +161,7 @@ def _add_query_commands(sub, common):
     who.add_argument('--all-users', action='store_true', help='every user, written to --out')
     r.add_argument('-n', type=_N, default=10, help='how many items (default: 10)')
     r.add_argument('--out', metavar='PATH', help='with --all-users: a .parquet or .csv file (user, rank, item, title, score)')
+    r.add_argument('--user-features', metavar='PATH', help='a CSV of user features (a user column, then one column per feature): a --user the model has no ratings of is scored from their row (bayes_fm models trained with --user-features)')
     _add_model_option(r)
     s = sub.add_parser('similar', parents=[common], help='movies most similar to a title',
                        description='Movies whose learned factors have the highest cosine similarity to TITLE.')
@@ -180,6 +181,7 @@ def _add_query_commands(sub, common):
     on = e.add_mutually_exclusive_group(required=True)
     on.add_argument('--split', choices=SPLITS, help='the ML-100k split the model was trained on (train --split ...)')
     on.add_argument('--test', metavar='PATH', help='a ratings file (CSV/TSV/Parquet, u.data-style); unknown users and items are counted')
+    e.add_argument('--user-features', metavar='PATH', help='a CSV of user features: also score the test users the model has no ratings of from their rows, beside the bias-only (global mean + item bias) and item-mean fallbacks (bayes_fm models)')
     _add_model_option(e)
 
 # %% ../nbs/reference/26_cli_options.ipynb #763b2932

@@ -6,8 +6,9 @@ Docs: https://collab-lessons.github.io/collab-lessons/reference/products.html.md
 
 # %% auto #0
 __all__ = ['check_training_data', 'training_frames', 'train_model', 'user_top_n', 'check_kind', 'top_n_for_user', 'with_rank',
-           'similar_to_title', 'new_user_top_n', 'all_users_top_n', 'check_table_path', 'recommend_all_users',
-           'without_pairs', 'evaluate_model', 'evaluate_saved', 'run_train_command', 'run_course_command']
+           'similar_to_title', 'new_user_top_n', 'knows_user', 'features_top_n', 'all_users_top_n', 'check_table_path',
+           'recommend_all_users', 'without_pairs', 'evaluate_model', 'cold_user_scores', 'evaluate_saved',
+           'run_train_command', 'run_course_command']
 
 # %% ../nbs/reference/22_products.ipynb #02ae7416
 from pathlib import Path
@@ -18,8 +19,9 @@ import torch
 
 from .evaluate import popularity_matrix, ranking_metrics
 from .measure import rating_metrics
-from .interpret import find_title, similar_movies
+from .interpret import UnknownNameError, find_title, find_user, similar_movies
 from .model_files import COURSE_FILES, save_trained
+from .bayes_fm import encode_features, feature_positions, read_side_file
 from .errors import NoResultError
 from .outputs import atomic_write, check_output_file, check_output_folder, output_lock
 from .fast import encode_ids
@@ -108,6 +110,36 @@ def new_user_top_n(saved, rated, n=10):
     return rated, with_rank(recommend_new_user(saved.model, saved.titles, rated, n))
 
 
+# %% ../nbs/reference/22_products.ipynb #fu02
+def knows_user(saved, user):
+    "Whether the loaded model file `saved` has the user id `user`, matched as `find_user` matches it (exactly as written)."
+    try: find_user(saved.users, user)
+    except UnknownNameError: return False
+    return True
+
+def _feature_model(saved, path):
+    "The `FMModel` of `saved` if it can predict from the user features in `path`; else a `ValueError` saying what to train."
+    model, fix = saved.model, 'collab-lessons train --model-kind bayes_fm --user-features FILE'
+    if not hasattr(model, 'feature_scores'):
+        raise ValueError(f"--user-features {path}: predicting from user features needs a bayes_fm model, not a {saved.kind} model: train one with {fix}.")
+    if model.encoding is None:
+        raise ValueError(f"--user-features {path}: this bayes_fm model file was saved without feature weights (by an earlier collab_lessons): train it again with {fix}.")
+    if not model.encoding:
+        raise ValueError(f"--user-features {path}: this bayes_fm model was trained without user features, so it has no feature weights: train it again with {fix}.")
+    return model
+
+def features_top_n(saved, # a loaded `bayes_fm` model file trained with user features
+                   user,  # a user id the model has no ratings of
+                   path,  # a user side file (`read_side_file`) with a row for `user`
+                   n=10):
+    "The top `n` items for `user`, predicted from their row in the side file `path` alone (`FMModel.feature_scores`); `UnknownNameError` when the file has no row for them."
+    model, table = _feature_model(saved, path), read_side_file(path, 'user')
+    at = int(feature_positions(table, [user])[0])
+    if at < 0: raise UnknownNameError(f"User {user!r} has no ratings in the model and no row in {path}: add a row for {user} to {path} "
+                                      f"(columns: {', '.join(map(str, table.columns))}), or give a user the model knows.")
+    with torch.no_grad(): scores = model.feature_scores(torch.from_numpy(encode_features(table.iloc[[at]], model.encoding, path)))[0]
+    return top_unseen(scores, saved.titles, (), n)
+
 # %% ../nbs/reference/22_products.ipynb #afa59dd7
 def all_users_top_n(saved, # a loaded model file (`load_model`)
                     n=10, chunk=512, progress=None):
@@ -177,9 +209,33 @@ def evaluate_model(model, users, items, seen, counts, test, k=10, rates=True): #
     return table.where(table.notna(), None), report  # the missing RMSE and MAE (popularity's, a ranking kind's) stay `None`
 
 
+# %% ../nbs/reference/22_products.ipynb #cu01
+def cold_user_scores(saved, # a loaded `bayes_fm` model file trained with user features
+                     test,  # ratings (`user`, `movie`, `rating`)
+                     path): # a user side file (`read_side_file`)
+    "RMSE and MAE on the `test` ratings of users the model has no ratings of but `path` describes: the features-only prediction beside the bias-only fallback (global mean + item bias) and each item's mean training rating; the table and what was scored."
+    model, table = _feature_model(saved, path), read_side_file(path, 'user')
+    new_user = torch.from_numpy(~test.user.astype(str).isin(set(map(str, saved.users))).to_numpy())
+    at = torch.from_numpy(feature_positions(table, test.user.to_numpy()).astype(np.int64))  # row in `table`, -1 without one
+    m = encode_ids(test.movie, saved.items, 'movie', 'mark')[0]
+    use = new_user & (at >= 0) & (m > 0)
+    report = dict(n_test=len(test), new_user_ratings=int(new_user.sum()), new_users=int(test.user[new_user.numpy()].nunique()),
+                  n_scored=int(use.sum()), without_features=int((new_user & (at < 0)).sum()), unknown_items=int((new_user & (at >= 0) & (m <= 0)).sum()))
+    if not report['n_scored']:
+        raise NoResultError(f"None of the {len(test)} test ratings is by a user the model has no ratings of, with a row in {path}, of an item it knows "
+                            f"({report['new_user_ratings']} are by new users, {report['without_features']} of them without a row): "
+                            f"evaluate on ratings of new users that {path} describes.")
+    rows, inverse = torch.unique(at[use], return_inverse=True)
+    y, items = torch.tensor(test.rating.to_numpy(np.float64))[use], m[use]
+    with torch.no_grad():
+        preds = {'features': model.feature_scores(torch.from_numpy(encode_features(table.iloc[rows.numpy()], model.encoding, path)))[inverse, items],
+                 'bias only (global mean + item bias)': model.bias_scores()[items], 'item mean': model.item_mean[items, 0]}
+    return pd.DataFrame([dict(model=k, **{a: round(v, 4) for a, v in rating_metrics(p, y).items()}) for k, p in preds.items()]), report
+
 # %% ../nbs/reference/22_products.ipynb #2ffa2267
-def evaluate_saved(saved, split=None, test=None, k=10):
-    "Scores of a loaded model and of popularity on the test part of ML-100k's `split` (the one it was trained on) or the ratings file `test`; every rating the model file holds (its held-out part too) is history, left out of the rankings."
+def evaluate_saved(saved, split=None, test=None, k=10,
+                   user_features=None): # a user side file: also `cold_user_scores` of the test users the model has no ratings of
+    "Scores of a loaded model and of popularity on the test part of ML-100k's `split` (the one it was trained on) or the ratings file `test`; every rating the model file holds (its held-out part too) is history, left out of the rankings. With `user_features`, `report['new_users']` holds `cold_user_scores`, and the table is `None` when no test rating has a user and item the model knows."
     if split is not None:
         trained_on = saved.info.get('split')
         if trained_on != split:
@@ -190,8 +246,13 @@ def evaluate_saved(saved, split=None, test=None, k=10):
     else: test = _some_ratings(load_ratings(str(test)), test)
     by_title = [str(i) for i in saved.items] == [str(t) for t in saved.titles]  # course files key their items by title
     test = test.assign(movie=test.title) if by_title else test
-    return evaluate_model(saved.model, saved.users, saved.items, saved.seen, saved.counts, test, k,
-                          get_kind(saved.kind).rates)
+    if user_features is None:
+        return evaluate_model(saved.model, saved.users, saved.items, saved.seen, saved.counts, test, k, get_kind(saved.kind).rates)
+    cold, cold_report = cold_user_scores(saved, test, user_features)
+    known = test.user.astype(str).isin(set(map(str, saved.users[1:]))) & test.movie.astype(str).isin(set(map(str, saved.items[1:])))
+    table, report = (evaluate_model(saved.model, saved.users, saved.items, saved.seen, saved.counts, test, k, get_kind(saved.kind).rates)
+                     if known.any() else (None, dict(n_test=len(test), n_scored=0)))
+    return table, dict(report, new_users=dict(cold_report, results=cold.to_dict(orient='records')))
 
 # %% ../nbs/reference/22_products.ipynb #8e1dda8e
 def run_train_command(kind, out, *, dataset='ml-100k', ratings=None, items=None, split='random', seed=42, columns=None,

@@ -149,3 +149,91 @@ def test_ordinal_fm_draws_latents_inside_their_intervals_and_learns_the_levels(f
 def test_ordinal_fm_refuses_continuous_ratings(files):
     _, ratings = files
     with pytest.raises(DataError, match='use bayes_fm'): train_kind('bayes_fm_ordinal', ratings, None, 'cpu', ranks=[2], n_samples=4)
+
+
+NEW_USERS = [55, 56, 57, 58, 59, 60]  # no ratings in training: known only by their `kind` row
+
+
+@pytest.fixture(scope='module')
+def cold(files, tmp_path_factory):
+    "A bayes_fm model trained without the ratings of `NEW_USERS`, their ratings as a test file, and the user side file."
+    folder, ratings = files
+    out = tmp_path_factory.mktemp('cold')
+    stars = pd.read_csv(folder/'stars.csv')
+    stars[~stars.user.isin(NEW_USERS)].to_csv(out/'known.csv', index=False)
+    stars[stars.user.isin(NEW_USERS)].to_csv(out/'new.csv', index=False)
+    assert main(['train', '--ratings', str(out/'known.csv'), '--model-kind', 'bayes_fm', '--samples', '30', '--ranks', '2',
+                 '--user-features', str(folder/'users.csv'), '--item-features', str(folder/'items.csv'), '--out', str(out/'fm.pt'), '-q']) == 0
+    return out, folder/'users.csv'
+
+
+def test_a_saved_model_keeps_the_new_user_weights_and_scores_from_features(cold):
+    from collab_lessons.bayes_fm import encode_features
+    out, users = cold
+    saved = load_model(out/'fm.pt')
+    assert saved.model.encoding == [['kind', ['p', 'q']]] and saved.model.feature_factors.shape == (3, saved.info['n_factors'])
+    assert all(str(u) not in map(str, saved.users) for u in NEW_USERS)
+    x = torch.from_numpy(encode_features(pd.DataFrame(dict(user=['a', 'b'], kind=['p', 'q'])), saved.model.encoding, 'x.csv'))
+    scores = saved.model.feature_scores(x)
+    assert scores.shape == (2, len(saved.titles)) and scores.min() >= 1 and scores.max() <= 5
+    item_kind = pd.read_csv(users.parent/'items.csv').set_index('movie').kind
+    sign = torch.tensor([1. if item_kind[int(i)] == 'p' else -1. for i in saved.items[1:]])
+    assert ((scores[0] - scores[1])[1:] * sign).mean() > 0.5  # a 'p' user is predicted to like the 'p' movies, a 'q' user the 'q' ones
+
+
+def test_recommend_a_new_user_from_their_features(cold, capsys):
+    out, users = cold
+    assert main(['recommend', '--model', str(out/'fm.pt'), '--user', '57', '--user-features', str(users), '-n', '3', '--json', '-q']) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result['user'] == '57' and len(result['recommendations']) == 3 and result['from_features'] == str(users)
+    assert main(['recommend', '--model', str(out/'fm.pt'), '--user', '1', '--user-features', str(users), '-n', '3', '-q']) == 0
+    assert 'leaving out the' in capsys.readouterr().out  # a user with ratings is scored from them, as without the file
+
+
+def test_evaluate_compares_new_users_from_features_with_the_fallbacks(cold, capsys):
+    out, users = cold
+    assert main(['evaluate', '--model', str(out/'fm.pt'), '--test', str(out/'new.csv'), '--user-features', str(users), '--json', '-q']) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {r['model']: r['rmse'] for r in result['new_users']['results']}
+    assert list(rows) == ['features', 'bias only (global mean + item bias)', 'item mean'] and result['results'] is None
+    assert result['new_users']['new_users'] == len(NEW_USERS) and result['new_users']['n_scored'] > 100
+    assert rows['features'] < 0.8 * rows['bias only (global mean + item bias)']  # the planted signal is carried by `kind` alone
+    assert main(['evaluate', '--model', str(out/'fm.pt'), '--test', str(out/'new.csv'), '--user-features', str(users), '-q']) == 0
+    text = capsys.readouterr().out
+    assert text.startswith('New users (no ratings in the model)') and 'item mean' in text
+
+
+@pytest.mark.parametrize('text,args,code,message', [
+    ('user,kind\n57,r\n', [], 3, "user 57 has kind 'r', which the model never saw in training: use one of p, q"),
+    ('user,age\n57,30\n', [], 3, "no 'kind' column"),
+    ('user,kind\n58,p\n', [], 5, "User '57' has no ratings in the model and no row in"),
+    ('user,kind\n57,\n', [], 3, "column 'kind' is empty for user 57"),
+    ('', [], 3, 'not a CSV file of side features'),
+    ('user,kind\n57,p\n', ['--all-users', '--out', 'r.csv'], 2, '--user-features scores one new --user'),
+])
+def test_bad_new_user_input_gets_one_line_and_its_exit_code(cold, tmp_path, capsys, text, args, code, message):
+    out, _ = cold
+    (tmp_path/'new_users.csv').write_text(text)
+    who = args or ['--user', '57']
+    assert main(['recommend', '--model', str(out/'fm.pt'), *who, '--user-features', str(tmp_path/'new_users.csv'), '-q']) == code
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    if code == 3: assert str(tmp_path/'new_users.csv') in err
+
+
+def test_user_features_need_a_model_that_kept_feature_weights(files, cold, tmp_path, capsys):
+    folder, _ = files
+    out, users = cold
+    assert main(['train', '--ratings', str(folder/'stars.csv'), '--model-kind', 'bayes_fm', '--samples', '4', '--ranks', '2',
+                 '--out', str(tmp_path/'ids.pt'), '-q']) == 0  # no user side file: no feature weights
+    assert main(['recommend', '--model', str(tmp_path/'ids.pt'), '--user', 'x', '--user-features', str(users), '-q']) == 2
+    assert 'trained without user features' in capsys.readouterr().err
+    assert main(['train', '--ratings', str(folder/'stars.csv'), '--model-kind', 'fast', '--epochs', '1', '--out', str(tmp_path/'f.pt'), '-q']) == 0
+    assert main(['evaluate', '--model', str(tmp_path/'f.pt'), '--test', str(out/'new.csv'), '--user-features', str(users), '-q']) == 2
+    assert 'needs a bayes_fm model, not a fast model' in capsys.readouterr().err
+
+
+def test_evaluate_with_no_new_user_to_score_exits_no_result(cold, capsys):
+    out, users = cold
+    assert main(['evaluate', '--model', str(out/'fm.pt'), '--test', str(out/'known.csv'), '--user-features', str(users), '-q']) == 9
+    assert 'None of the' in capsys.readouterr().err
