@@ -5,6 +5,7 @@ lesson's namespace (ML-100k, as the lesson loads it), with no name supplied from
 A solution runs after the lesson's fast cells (those a plain `nbdev-test` runs) unless it reads a name only the
 lesson's `#| slow` cells define; a solution that trains a model, or needs the slow cells, is marked slow itself."""
 import ast
+import collections
 import json
 import math
 import os
@@ -211,12 +212,17 @@ class Lesson:
         return ns
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def lessons(ml100k):
-    "Lessons run once per module and tier: {(lesson, slow): Lesson}. Needs ML-100k (`ml100k` skips or fails without it)."
-    cache = {}
+    """Lessons run once per worker and tier: (lesson, slow) -> Lesson. Needs ML-100k (`ml100k` skips or fails without it).
+    Session-scoped, as xdist may interleave other modules' tests (which would end a module-scoped cache); the three
+    lessons used last are kept, which with `--dist loadscope` (a lesson's solutions on one worker) is each lesson once."""
+    cache = collections.OrderedDict()
     def get(lesson, slow):
-        if (lesson, slow) not in cache: cache[lesson, slow] = Lesson(lesson, slow)
+        if (lesson, slow) not in cache:
+            cache[lesson, slow] = Lesson(lesson, slow)
+            while len(cache) > 3: cache.popitem(last=False)
+        cache.move_to_end((lesson, slow))
         return cache[lesson, slow]
     return get
 
@@ -340,11 +346,22 @@ def _params():
         yield pytest.param(key, slow_cells, marks=marks, id=f'{key[0]}-{key[1]}')
 
 
-@pytest.mark.parametrize('key,slow_cells', list(_params()))
-def test_code_solution_runs_after_its_lesson(lessons, key, slow_cells):
-    lesson, n = key
-    ns = lessons(lesson, slow_cells).solve(code_solutions()[key], f'{lesson} exercise {n} (solution)')
-    assert CHECKS[key](ns), f"{lesson} exercise {n}: the solution ran but its result is wrong"
+def _solution_tests(params):
+    @pytest.mark.parametrize('key,slow_cells', params)
+    def test_code_solution_runs_after_its_lesson(self, lessons, key, slow_cells):
+        lesson, n = key
+        ns = lessons(lesson, slow_cells).solve(code_solutions()[key], f'{lesson} exercise {n} (solution)')
+        assert CHECKS[key](ns), f"{lesson} exercise {n}: the solution ran but its result is wrong"
+    return test_code_solution_runs_after_its_lesson
+
+
+# One class per lesson: with pytest-xdist's `--dist loadscope` (tools/test.sh) one worker runs all of a lesson's
+# solutions, so the lesson executes once per tier. (`--dist loadgroup` would say it more directly, but it silently
+# stops grouping on pytest 9.2: pytest-xdist issue #1386.)
+for _lesson in sorted({key[0] for key in code_solutions()}):
+    _name = 'TestSolutionsOf_' + _lesson
+    globals()[_name] = type(_name, (), {'test_code_solution_runs_after_its_lesson': _solution_tests(
+        [p for p in _params() if p.values[0][0] == _lesson])})
 
 
 def test_a_solution_using_an_undefined_name_fails(lessons):

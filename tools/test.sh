@@ -5,7 +5,7 @@
 #   bash tools/test.sh --full   full tier (<= 20 min, what CI runs): the fast tier, then every notebook's slow cells,
 #                               the slow tests (the benchmark's smoke run among them), the docs site in chromium, JupyterLab
 # Extra arguments go to every pytest call (e.g. -x). Each part prints its wall time. Tests run on two workers
-# (pytest-xdist), as the notebooks do.
+# (pytest-xdist), as the notebooks do; --dist loadscope keeps each test module (and each lesson's exercise solutions, one class per lesson) on one worker.
 set -euo pipefail
 full=0
 if [ "${1:-}" = "--full" ]; then full=1; shift; fi
@@ -24,7 +24,7 @@ part() {  # part NAME: print how long the previous part took, then announce the 
 part "notebooks, slow cells skipped (nbdev-test)"
 .venv/bin/nbdev-test --n-workers 2 --timing
 part "pytest -m 'not slow'"
-.venv/bin/pytest -q -n 2 -m "not slow" "$@"
+.venv/bin/pytest -q -n 2 --dist loadscope -m "not slow" "$@"
 part ""
 fast_s=$(( $(date +%s) - start ))
 echo "Fast tier: ${fast_s} s"
@@ -36,7 +36,7 @@ slow_nbs=$(grep -l '"#| slow' nbs/*/[0-9]*.ipynb | xargs -n1 basename | paste -s
 part "notebooks with their slow cells: ${slow_nbs//|/ }"
 .venv/bin/nbdev-test --flags slow --n-workers 2 --timing --cell-timeout 1800 --file-re "^(${slow_nbs//./\\.})\$"
 part "pytest -m slow"
-.venv/bin/pytest -q -n 2 -m slow "$@"
+.venv/bin/pytest -q -n 2 --dist loadscope -m slow "$@"
 
 part "docs site: build offline, then open every page in chromium"
 if ! command -v chromium >/dev/null || [ -z "$(fc-list :lang=ko family 2>/dev/null)" ]; then
