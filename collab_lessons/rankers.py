@@ -8,8 +8,8 @@ Docs: https://collab-lessons.github.io/collab-lessons/reference/rankers.html.md"
 __all__ = ['KIND_DEFAULTS', 'TRAINERS', 'MODELS', 'SHAPES', 'RANK_OPTIONS', 'RANK_CLASSES', 'implicit_pairs', 'train_popularity',
            'PopularityModel', 'ease_weights', 'train_ease', 'EASEModel', 'sample_negatives', 'bpr_loss', 'train_bpr',
            'FactorModel', 'als_half_step', 'train_ials', 'BlendRankModel', 'train_ease_ials', 'timed_pairs',
-           'next_items', 'SeqEASEModel', 'train_ease_seq', 'popularity_shapes', 'ease_shapes', 'bpr_shapes',
-           'ials_shapes', 'ease_ials_shapes', 'ease_seq_shapes']
+           'oldest_first', 'next_items', 'SeqEASEModel', 'train_ease_seq', 'popularity_shapes', 'ease_shapes',
+           'bpr_shapes', 'ials_shapes', 'ease_ials_shapes', 'ease_seq_shapes']
 
 # %% ../nbs/reference/18_rankers.ipynb #dc4a17d5
 import numpy as np
@@ -247,12 +247,16 @@ def timed_pairs(train, users, items,       # ratings (`user`, `movie`, `rating`,
     x, r, _ = rating_tensors(d.assign(_recency=recency.astype(np.float32)), dict(user=users, item=items), rating_name='_recency', drop_unknown=True)
     return x, r
 
+def oldest_first(pairs, recency): # positives and their recency (`timed_pairs`)
+    "The order that puts `pairs` by user, each user's history oldest first (how `ease_seq` stores its positives)."
+    big = int(recency.max()) + 1 if len(recency) else 1
+    return torch.argsort(pairs[:, 0] * big + (big - 1 - recency.long()))
+
 def next_items(pairs, recency, n_items, # positives and their recency (`timed_pairs`), and the number of item indices
                window=10,               # how many of a user's later items each item counts
                both_ways=False):        # count the `window` earlier items too
     "The (n_items, n_items) next-items matrix: row `i` counts the items each user saw within `window` places after `i` (and before it with `both_ways`), normalised to sum to 1."
-    big = int(recency.max()) + 1 if len(recency) else 1
-    order = torch.argsort(pairs[:, 0] * big + (big - 1 - recency.long()))  # each user's history, oldest first
+    order = oldest_first(pairs, recency)
     u, i = pairs[order, 0], pairs[order, 1]
     T = torch.zeros(n_items, n_items)
     for s in range(1, window + 1):
@@ -263,7 +267,7 @@ def next_items(pairs, recency, n_items, # positives and their recency (`timed_pa
 
 # %% ../nbs/reference/18_rankers.ipynb #a91e0c05
 class SeqEASEModel(nn.Module):
-    "EASE and next-items scores of the user's recency-weighted positives, standardised per user and blended: `(1 - w) z(h B) + w z(h T)`."
+    "EASE and next-items scores of the user's recency-weighted positives, standardised per user and blended: `(1 - w) z(h B) + w z(h T)`; `interactions` are stored oldest first within each user (`oldest_first`), which gives each positive's recency."
     def __init__(self, weights, info):
         super().__init__()
         self.register_buffer('B', weights['B'].float())
@@ -271,8 +275,9 @@ class SeqEASEModel(nn.Module):
         pairs, self.w = weights['interactions'], info['blend_weight']
         self.n_users = int(pairs[:, 0].max()) + 1 if len(pairs) else 0
         self.csr = pairs_by_user(pairs, max(self.n_users, 1))
-        h = (info['decay'] ** weights['recency'].float()).clamp(min=info['floor'])  # each positive's weight
-        self.h = h[torch.argsort(pairs[:, 0], stable=True)]                          # in `csr`'s order
+        start = self.csr[0]
+        last = torch.repeat_interleave(start[1:] - 1, start[1:] - start[:-1])                # each positive's user's last place
+        self.h = (info['decay'] ** (last - torch.arange(len(last))).float()).clamp(min=info['floor'])  # in `csr`'s order
     def history(self, users):
         "The (len(users), n_items) recency-weighted positives of `users` (an empty row for a user it does not know)."
         start, items = self.csr
@@ -297,9 +302,10 @@ def train_ease_seq(train, users, items, opts, device=None):
     fit, tune = _carve(train, o['tune_pct'], o['seed'], o['tune_split'])
     (l2, p), _, fit_pairs, tune_pairs = _tune_ease(fit, tune, users, items, o)
     pairs, recency = timed_pairs(fit, users, items, o['implicit_threshold'])
+    in_order = pairs[oldest_first(pairs, recency)]
     B, tuned = _fit_ease(fit, users, items, l2, p, o)['B'], {}
     for decay in o['decays']:
-        h = SeqEASEModel(dict(B=B, T=B, interactions=pairs, recency=recency), dict(decay=decay, floor=o['floor'], blend_weight=0)).history(torch.arange(n_users))
+        h = SeqEASEModel(dict(B=B, T=B, interactions=in_order), dict(decay=decay, floor=o['floor'], blend_weight=0)).history(torch.arange(n_users))
         ease = _standard(h @ B)
         for window in o['windows']:
             for both in o['both_ways']:
@@ -309,7 +315,8 @@ def train_ease_seq(train, users, items, opts, device=None):
     decay, window, both, w = max(tuned, key=tuned.get)
     l2 *= _growth(implicit_pairs(train, users, items, o['implicit_threshold']), fit_pairs)
     pairs, recency = timed_pairs(train, users, items, o['implicit_threshold'])
-    weights = dict(B=_fit_ease(train, users, items, l2, p, o)['B'], T=next_items(pairs, recency, n_items, window, both), interactions=pairs, recency=recency)
+    weights = dict(B=_fit_ease(train, users, items, l2, p, o)['B'], T=next_items(pairs, recency, n_items, window, both),
+                   interactions=pairs[oldest_first(pairs, recency)])
     return weights, dict(l2=round(l2, 2), dropout=p, decay=decay, floor=o['floor'], window=window, both_ways=both, blend_weight=w,
                          implicit_threshold=o['implicit_threshold'], tune_split=o['tune_split'],
                          tune_ndcg={f"{a}/{b}/{'both' if c else 'next'}/{d}": round(v, 4) for (a, b, c, d), v in tuned.items()})
@@ -336,7 +343,7 @@ def ials_shapes(info, n_users, n_items):
     return {'user_factors.weight': (n_users, info['n_factors']), 'movie_factors.weight': (n_items, info['n_factors'])}
 def ease_ials_shapes(info, n_users, n_items): return {**ease_shapes(info, n_users, n_items), **ials_shapes(info, n_users, n_items)}
 def ease_seq_shapes(info, n_users, n_items):
-    return {'B': (n_items, n_items), 'T': (n_items, n_items), 'interactions': (None, 2), 'recency': (None,)}
+    return {'B': (n_items, n_items), 'T': (n_items, n_items), 'interactions': (None, 2)}
 SHAPES = {'popularity': popularity_shapes, 'ease': ease_shapes, 'bpr': bpr_shapes, 'ials': ials_shapes, 'ease_ials': ease_ials_shapes, 'ease_seq': ease_seq_shapes}
 
 # %% ../nbs/reference/18_rankers.ipynb #c6f552cd
