@@ -1,4 +1,4 @@
-"""Implicit-feedback ranking models: popularity, EASE, BPR, implicit ALS and a tuned EASE + ALS blend, trained from a ratings table into plain tensors.
+"""Implicit-feedback ranking models: popularity, EASE, BPR, implicit ALS, a tuned EASE + ALS blend and EASE blended with next items over a recency-weighted history, trained from a ratings table into plain tensors.
 
 Docs: https://collab-lessons.github.io/collab-lessons/reference/rankers.html.md"""
 
@@ -7,18 +7,20 @@ Docs: https://collab-lessons.github.io/collab-lessons/reference/rankers.html.md"
 # %% auto #0
 __all__ = ['KIND_DEFAULTS', 'TRAINERS', 'MODELS', 'SHAPES', 'RANK_OPTIONS', 'RANK_CLASSES', 'implicit_pairs', 'train_popularity',
            'PopularityModel', 'ease_weights', 'train_ease', 'EASEModel', 'sample_negatives', 'bpr_loss', 'train_bpr',
-           'FactorModel', 'als_half_step', 'train_ials', 'BlendRankModel', 'train_ease_ials', 'popularity_shapes',
-           'ease_shapes', 'bpr_shapes', 'ials_shapes', 'ease_ials_shapes']
+           'FactorModel', 'als_half_step', 'train_ials', 'BlendRankModel', 'train_ease_ials', 'timed_pairs',
+           'oldest_first', 'next_items', 'SeqEASEModel', 'train_ease_seq', 'popularity_shapes', 'ease_shapes',
+           'bpr_shapes', 'ials_shapes', 'ease_ials_shapes', 'ease_seq_shapes']
 
 # %% ../nbs/reference/18_rankers.ipynb #dc4a17d5
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .fast import rating_tensors
 from .ranking import pairs_by_user, rank_metrics, user_item_mask
-from .splits import stratified_split
+from .splits import stratified_split, temporal_split
 
 # %% ../nbs/reference/18_rankers.ipynb #900c230c
 def implicit_pairs(train, users, items,     # ratings (`user`, `movie`, `rating`) and the vocabularies (index 0 is `#na#`)
@@ -59,8 +61,10 @@ def _dense_rows(csr, users, n_items):
     "The 0/1 float rows of `users` in the positives `csr` (`pairs_by_user`)."
     return user_item_mask(csr, users, n_items).float()
 
-def _carve(train, tune_pct, seed):
-    "The fit and tune parts of `train`: each user's ratings split by `stratified_split` (the test part is never touched)."
+def _carve(train, tune_pct, seed, how='stratified'):
+    "The fit and tune parts of `train`: each user's ratings split by `stratified_split`, or with `how='temporal'` each user's latest `tune_pct` held out (`temporal_split`); the test part is never touched."
+    if how == 'temporal': return temporal_split(train, tune_pct)
+    if how != 'stratified': raise ValueError(f"tune_split is {how!r}: choose 'stratified' or 'temporal'.")
     return stratified_split(train, 1 - tune_pct, seed)
 
 def _tune_ndcg(score_fn, fit_pairs, tune_pairs, n_users, n_items, k=10):
@@ -89,7 +93,7 @@ def _fit_ease(train, users, items, l2, p, o):
 def train_ease(train, users, items, opts, device=None):
     "EASE (DLAE when `dropout` > 0) with `l2` and `dropout` picked by NDCG@10 on a carve-out of `train`, refitted on all of `train` with `l2` scaled by the positives' growth."
     o = {**KIND_DEFAULTS['ease'], **opts}
-    fit, tune = _carve(train, o['tune_pct'], o['seed'])
+    fit, tune = _carve(train, o['tune_pct'], o['seed'], o['tune_split'])
     (l2, p), tuned, fit_pairs, _ = _tune_ease(fit, tune, users, items, o)
     l2 *= _growth(implicit_pairs(train, users, items, o['implicit_threshold']), fit_pairs)
     return _fit_ease(train, users, items, l2, p, o), dict(l2=round(l2, 2), dropout=p, implicit_threshold=o['implicit_threshold'],
@@ -222,7 +226,7 @@ class BlendRankModel(nn.Module):
 def train_ease_ials(train, users, items, opts, device=None):
     "EASE and implicit ALS blended with the weight from `blend_weights` that scores best (NDCG@10) on a carve-out of `train` (where EASE is tuned too); both refitted on all of `train`."
     o, n_users, n_items = {**KIND_DEFAULTS['ease_ials'], **opts}, len(users), len(items)
-    fit, tune = _carve(train, o['tune_pct'], o['seed'])
+    fit, tune = _carve(train, o['tune_pct'], o['seed'], o['tune_split'])
     (l2, p), _, fit_pairs, tune_pairs = _tune_ease(fit, tune, users, items, o)
     ew, (aw, ai) = _fit_ease(fit, users, items, l2, p, o), train_ials(fit, users, items, o)
     tuned = {w: _tune_ndcg(BlendRankModel(dict(ew, **aw), dict(ai, blend_weight=w)).user_scores, fit_pairs, tune_pairs, n_users, n_items)
@@ -232,17 +236,104 @@ def train_ease_ials(train, users, items, opts, device=None):
     ew, (aw, ai) = _fit_ease(train, users, items, l2, p, o), train_ials(train, users, items, o)
     return dict(ew, **aw), dict(ai, l2_ease=round(l2, 2), dropout=p, blend_weight=w, tune_blend={str(k): round(v, 4) for k, v in tuned.items()})
 
+# %% ../nbs/reference/18_rankers.ipynb #a91e0c02
+def timed_pairs(train, users, items,       # ratings (`user`, `movie`, `rating`, and `timestamp` when there is one) and the vocabularies
+                implicit_threshold=None):  # as in `implicit_pairs`
+    "The positive pairs of `train` as `implicit_pairs` gives them, and each pair's recency: its place in its user's history counted back from the latest (0), by `timestamp` (ties, or no `timestamp`: the later row is the more recent)."
+    d = train if implicit_threshold is None else train[train.rating >= implicit_threshold]
+    t = d['timestamp'].to_numpy() if 'timestamp' in d else np.zeros(len(d))
+    order = pd.DataFrame(dict(u=d.user.to_numpy(), t=t, n=np.arange(len(d))))
+    recency = order.sort_values(['t', 'n'], ascending=False).groupby('u', sort=False).cumcount().sort_index().to_numpy()
+    x, r, _ = rating_tensors(d.assign(_recency=recency.astype(np.float32)), dict(user=users, item=items), rating_name='_recency', drop_unknown=True)
+    return x, r
+
+def oldest_first(pairs, recency): # positives and their recency (`timed_pairs`)
+    "The order that puts `pairs` by user, each user's history oldest first (how `ease_seq` stores its positives)."
+    big = int(recency.max()) + 1 if len(recency) else 1
+    return torch.argsort(pairs[:, 0] * big + (big - 1 - recency.long()))
+
+def next_items(pairs, recency, n_items, # positives and their recency (`timed_pairs`), and the number of item indices
+               window=10,               # how many of a user's later items each item counts
+               both_ways=False):        # count the `window` earlier items too
+    "The (n_items, n_items) next-items matrix: row `i` counts the items each user saw within `window` places after `i` (and before it with `both_ways`), normalised to sum to 1."
+    order = oldest_first(pairs, recency)
+    u, i = pairs[order, 0], pairs[order, 1]
+    T = torch.zeros(n_items, n_items)
+    for s in range(1, window + 1):
+        same = u[s:] == u[:-s]
+        T.index_put_((i[:-s][same], i[s:][same]), torch.ones(int(same.sum())), accumulate=True)
+    if both_ways: T += T.T.clone()
+    return T / T.sum(1, keepdim=True).clamp(min=1)
+
+# %% ../nbs/reference/18_rankers.ipynb #a91e0c05
+class SeqEASEModel(nn.Module):
+    "EASE and next-items scores of the user's recency-weighted positives, standardised per user and blended: `(1 - w) z(h B) + w z(h T)`; `interactions` are stored oldest first within each user (`oldest_first`), which gives each positive's recency."
+    def __init__(self, weights, info):
+        super().__init__()
+        self.register_buffer('B', weights['B'].float())
+        self.register_buffer('T', weights['T'].float())
+        pairs, self.w = weights['interactions'], info['blend_weight']
+        self.n_users = int(pairs[:, 0].max()) + 1 if len(pairs) else 0
+        self.csr = pairs_by_user(pairs, max(self.n_users, 1))
+        start = self.csr[0]
+        last = torch.repeat_interleave(start[1:] - 1, start[1:] - start[:-1])                # each positive's user's last place
+        self.h = (info['decay'] ** (last - torch.arange(len(last))).float()).clamp(min=info['floor'])  # in `csr`'s order
+    def history(self, users):
+        "The (len(users), n_items) recency-weighted positives of `users` (an empty row for a user it does not know)."
+        start, items = self.csr
+        users = torch.as_tensor(users)
+        u = users.clamp(max=len(start) - 2)
+        lens = (start[u + 1] - start[u]) * (users < self.n_users)
+        rows = torch.repeat_interleave(torch.arange(len(u)), lens)
+        at = torch.repeat_interleave(start[u] - (lens.cumsum(0) - lens), lens) + torch.arange(len(rows))
+        out = torch.zeros(len(u), len(self.B))
+        out[rows, items[at]] = self.h[at]
+        return out
+    def user_scores(self, users):
+        h = self.history(users)
+        return (1 - self.w) * _standard(h @ self.B) + self.w * _standard(h @ self.T) if self.w else h @ self.B
+    def forward(self, x):
+        users, inv = x[:, 0].unique(return_inverse=True)
+        return self.user_scores(users)[inv, x[:, 1]]
+
+def train_ease_seq(train, users, items, opts, device=None):
+    "EASE blended with next items over a recency-weighted history: EASE's `l2` and `dropout`, then the decay, window, direction and blend weight picked by NDCG@10 on a carve-out of `train` (every user's scores at once); all refitted on all of `train`."
+    o, n_users, n_items = {**KIND_DEFAULTS['ease_seq'], **opts}, len(users), len(items)
+    fit, tune = _carve(train, o['tune_pct'], o['seed'], o['tune_split'])
+    (l2, p), _, fit_pairs, tune_pairs = _tune_ease(fit, tune, users, items, o)
+    pairs, recency = timed_pairs(fit, users, items, o['implicit_threshold'])
+    in_order = pairs[oldest_first(pairs, recency)]
+    B, tuned = _fit_ease(fit, users, items, l2, p, o)['B'], {}
+    for decay in o['decays']:
+        h = SeqEASEModel(dict(B=B, T=B, interactions=in_order), dict(decay=decay, floor=o['floor'], blend_weight=0)).history(torch.arange(n_users))
+        ease = _standard(h @ B)
+        for window in o['windows']:
+            for both in o['both_ways']:
+                nxt = _standard(h @ next_items(pairs, recency, n_items, window, both))
+                for w in o['blend_weights']:
+                    tuned[(decay, window, both, w)] = _tune_ndcg((1 - w) * ease + w * nxt, fit_pairs, tune_pairs, n_users, n_items)
+    decay, window, both, w = max(tuned, key=tuned.get)
+    l2 *= _growth(implicit_pairs(train, users, items, o['implicit_threshold']), fit_pairs)
+    pairs, recency = timed_pairs(train, users, items, o['implicit_threshold'])
+    weights = dict(B=_fit_ease(train, users, items, l2, p, o)['B'], T=next_items(pairs, recency, n_items, window, both),
+                   interactions=pairs[oldest_first(pairs, recency)])
+    return weights, dict(l2=round(l2, 2), dropout=p, decay=decay, floor=o['floor'], window=window, both_ways=both, blend_weight=w,
+                         implicit_threshold=o['implicit_threshold'], tune_split=o['tune_split'],
+                         tune_ndcg={f"{a}/{b}/{'both' if c else 'next'}/{d}": round(v, 4) for (a, b, c, d), v in tuned.items()})
+
 # %% ../nbs/reference/18_rankers.ipynb #36ebdb45
 KIND_DEFAULTS = {
     'popularity': dict(implicit_threshold=None),
-    'ease': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, seed=42),
+    'ease': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, tune_split='stratified', seed=42),
     'bpr': dict(implicit_threshold=None, n_factors=64, epochs=40, lr=5e-3, l2=1e-4, bs=1024, seed=42),
     'ials': dict(implicit_threshold=None, n_factors=128, epochs=15, l2=30., alpha=10., cg_steps=3, seed=42),
-    'ease_ials': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, seed=42,
+    'ease_ials': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, tune_split='stratified', seed=42,
                       n_factors=128, epochs=15, l2=30., alpha=10., cg_steps=3, blend_weights=[0., 0.1, 0.2, 0.3, 0.5]),
+    'ease_seq': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, tune_split='stratified', seed=42,
+                     decays=[1., 0.9], floor=0.1, windows=[10, 30], both_ways=[False, True], blend_weights=[0., 0.2, 0.3, 0.4, 0.5, 0.6]),
 }
-TRAINERS = {'popularity': train_popularity, 'ease': train_ease, 'bpr': train_bpr, 'ials': train_ials, 'ease_ials': train_ease_ials}
-MODELS = {'popularity': PopularityModel, 'ease': EASEModel, 'bpr': FactorModel, 'ials': FactorModel, 'ease_ials': BlendRankModel}
+TRAINERS = {'popularity': train_popularity, 'ease': train_ease, 'bpr': train_bpr, 'ials': train_ials, 'ease_ials': train_ease_ials, 'ease_seq': train_ease_seq}
+MODELS = {'popularity': PopularityModel, 'ease': EASEModel, 'bpr': FactorModel, 'ials': FactorModel, 'ease_ials': BlendRankModel, 'ease_seq': SeqEASEModel}
 
 def popularity_shapes(info, n_users, n_items): return {'counts': (n_items,)}
 def ease_shapes(info, n_users, n_items): return {'B': (n_items, n_items), 'interactions': (None, 2)}
@@ -251,7 +342,9 @@ def bpr_shapes(info, n_users, n_items):
 def ials_shapes(info, n_users, n_items):
     return {'user_factors.weight': (n_users, info['n_factors']), 'movie_factors.weight': (n_items, info['n_factors'])}
 def ease_ials_shapes(info, n_users, n_items): return {**ease_shapes(info, n_users, n_items), **ials_shapes(info, n_users, n_items)}
-SHAPES = {'popularity': popularity_shapes, 'ease': ease_shapes, 'bpr': bpr_shapes, 'ials': ials_shapes, 'ease_ials': ease_ials_shapes}
+def ease_seq_shapes(info, n_users, n_items):
+    return {'B': (n_items, n_items), 'T': (n_items, n_items), 'interactions': (None, 2)}
+SHAPES = {'popularity': popularity_shapes, 'ease': ease_shapes, 'bpr': bpr_shapes, 'ials': ials_shapes, 'ease_ials': ease_ials_shapes, 'ease_seq': ease_seq_shapes}
 
 # %% ../nbs/reference/18_rankers.ipynb #c6f552cd
 from .model_kinds import KINDS, ModelKind, register
@@ -261,11 +354,12 @@ def _ranker(fit):
     def train(train, valid, users, items, opts, device): return fit(train, users, items, opts, device)
     return train
 
-RANK_OPTIONS = {'popularity': ('implicit_threshold',), 'ease': ('implicit_threshold', 'seed'),
+RANK_OPTIONS = {'popularity': ('implicit_threshold',), 'ease': ('implicit_threshold', 'tune_split', 'seed'),
                 'bpr': ('implicit_threshold', 'n_factors', 'epochs', 'lr', 'bs', 'seed'),
                 'ials': ('implicit_threshold', 'n_factors', 'epochs', 'seed'),
-                'ease_ials': ('implicit_threshold', 'n_factors', 'epochs', 'seed')}  # what `collab-lessons train` may set for each
-RANK_CLASSES = {'popularity': 'Popularity', 'ease': 'EASE', 'bpr': 'BPR', 'ials': 'ImplicitALS', 'ease_ials': 'EASE + ImplicitALS'}
+                'ease_ials': ('implicit_threshold', 'tune_split', 'n_factors', 'epochs', 'seed'),
+                'ease_seq': ('implicit_threshold', 'tune_split', 'seed')}  # what `collab-lessons train` may set for each
+RANK_CLASSES = {'popularity': 'Popularity', 'ease': 'EASE', 'bpr': 'BPR', 'ials': 'ImplicitALS', 'ease_ials': 'EASE + ImplicitALS', 'ease_seq': 'EASE + next items'}
 for _name, _fit in TRAINERS.items():
     register(ModelKind(_name, _ranker(_fit), MODELS[_name], SHAPES[_name], defaults=KIND_DEFAULTS[_name], options=RANK_OPTIONS[_name],
                        rates=False, similar=_name in ('bpr', 'ials'), model_class=RANK_CLASSES[_name]))  # again: replaced in place

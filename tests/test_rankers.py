@@ -19,7 +19,8 @@ def clustered():
 
 
 FAST = {'popularity': {}, 'ease': dict(l2s=[10., 50.], dropouts=[0., 0.5]), 'bpr': dict(n_factors=8, epochs=15, lr=0.02),
-        'ials': dict(n_factors=8, epochs=5), 'ease_ials': dict(l2s=[10.], dropouts=[0.5], n_factors=8, epochs=5, blend_weights=[0., 0.5])}
+        'ials': dict(n_factors=8, epochs=5), 'ease_ials': dict(l2s=[10.], dropouts=[0.5], n_factors=8, epochs=5, blend_weights=[0., 0.5]),
+        'ease_seq': dict(l2s=[10.], dropouts=[0.5], windows=[3], blend_weights=[0., 0.5])}
 
 
 def test_implicit_threshold(clustered):
@@ -117,9 +118,46 @@ def test_ease_tunes_on_the_carve_out_only(clustered, monkeypatch):
     df, users, items = clustered
     seen = []
     real = rankers._carve
-    monkeypatch.setattr(rankers, '_carve', lambda train, pct, seed: seen.append(len(train)) or real(train, pct, seed))
+    monkeypatch.setattr(rankers, '_carve', lambda train, pct, seed, how: seen.append(len(train)) or real(train, pct, seed, how))
     _, info = TRAINERS['ease'](df, users, items, FAST['ease'])
     assert seen == [len(df)] and len(info['tune_ndcg']) == 4
+
+
+def test_temporal_carve_holds_out_each_users_latest(clustered, monkeypatch):
+    "With tune_split='temporal' the tuning part is each user's latest ratings of the training part; a bad name is refused."
+    from collab_lessons import rankers
+    df, users, items = clustered
+    df = df.assign(timestamp=np.random.default_rng(2).permutation(len(df)))
+    parts = []
+    real = rankers._carve
+    monkeypatch.setattr(rankers, '_carve', lambda *a: parts.append(real(*a)) or parts[-1])
+    _, info = TRAINERS['ease_seq'](df, users, items, dict(FAST['ease_seq'], tune_split='temporal'))
+    fit, tune = parts[0]
+    assert info['tune_split'] == 'temporal' and len(fit) + len(tune) == len(df)
+    first_tuned = tune.groupby('user').timestamp.min()
+    assert (fit.groupby('user').timestamp.max().reindex(first_tuned.index) < first_tuned).all()
+    with pytest.raises(ValueError, match='tune_split'): TRAINERS['ease'](df, users, items, dict(FAST['ease'], tune_split='random'))
+
+
+def test_next_items_follow_each_users_order():
+    from collab_lessons.rankers import next_items, timed_pairs
+    df = pd.DataFrame(dict(user=[1, 1, 1, 2, 2], movie=[10, 20, 30, 30, 10], rating=5, timestamp=[3, 1, 2, 5, 4]))
+    pairs, recency = timed_pairs(df, ['#na#', 1, 2], ['#na#', 10, 20, 30])
+    assert recency.tolist() == [0., 2., 1., 0., 1.]
+    T = next_items(pairs, recency, 4, window=1)  # user 1: 20 -> 30 -> 10; user 2: 10 -> 30
+    assert T[2].tolist() == [0., 0., 0., 1.] and T[3].tolist() == [0., 1., 0., 0.] and T[1].tolist() == [0., 0., 0., 1.]
+
+
+def test_bench_trains_our_kinds_through_train_kind(monkeypatch):
+    "The ranking benchmark trains our kinds through `train_kind` (the entry of `collab-lessons train`) and scores them with `scoring_model`."
+    from collab_lessons import bench_ranking
+    from collab_lessons.model_kinds import train_kind
+    calls = []
+    monkeypatch.setattr(bench_ranking, 'train_kind', lambda kind, train, **o: calls.append((kind, o)) or train_kind(kind, train, **o))
+    df = pd.DataFrame(dict(user=[1, 1, 2, 2, 3], movie=[10, 20, 10, 30, 20], rating=[5, 2, 4, 4, 1]))
+    users, items = ['#na#', 1, 2, 3], ['#na#', 10, 20, 30]
+    scores = bench_ranking._ours('popularity', dict(train=df, users=users, items=items), dict(tune_split='temporal'))()(torch.tensor([1]))
+    assert calls == [('popularity', dict(tune_split='temporal'))] and scores[0].tolist() == [0., 2., 2., 1.]
 
 
 def test_defaults_cover_every_kind():
