@@ -16,7 +16,8 @@ import torch
 from .interpret import factors_and_biases
 from .measure import rating_metrics
 from .ranking import rank_metrics
-from .recommend import encode_pairs, sigmoid_range
+from .fast import encode_pairs
+from .recommend import sigmoid_range
 
 # %% ../nbs/reference/12_evaluate.ipynb #3e611041
 def predict_pairs(model, pairs):

@@ -22,7 +22,7 @@ from . import __version__
 from .interpret import factors_and_biases, movie_counts, movie_pca, plot_movie_pca
 from .errors import DivergedError
 from .outputs import ModelFileError, atomic_folder, atomic_save, atomic_write, check_output_folder, disk_full, shell_path
-from .recommend import encode_pairs
+from .fast import encode_pairs
 from .model_kinds import KINDS, InfoError, _is_count, _is_number, get_kind, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
 
 # %% ../nbs/reference/21_model_files.ipynb #f154ca75

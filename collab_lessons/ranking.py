@@ -37,7 +37,11 @@ def user_item_mask(csr, users, n_items):
 def top_k(scores,    # (B, n_items) scores, higher is better
           blocked,   # (B, n_items) bool: items that may not be recommended (seen in training, excluded)
           k):        # list length
-    "Item indices (B, k) of each row's `k` best unblocked `scores` (equal scores: lower index first), and a (B, k) bool, False where fewer than `k` candidates were left."
+    """Item indices (B, k) of each row's `k` best unblocked `scores` (equal scores: lower index first), and a (B, k) bool, False where fewer than `k` candidates were left.
+
+    Not the top-N the commands list (`recommend.unseen_topk`): metrics need a tie rule of their own, so that precision or NDCG never
+    depend on which of several equal scores `torch.topk` happens to return first (popularity scores tie often); `unseen_topk` keeps
+    `topk`'s order, so the lists users see stay as they were."""
     if torch.isnan(scores).any(): raise ValueError("The scores hold NaN: the model diverged or was given bad inputs; retrain it.")
     scores = scores.float().masked_fill(blocked, float('-inf'))
     k = min(k, scores.shape[1])

@@ -12,7 +12,7 @@ from collab_lessons.splits import collab_dls, load_split
 from collab_lessons.evaluate import (evaluate_ratings, popularity_matrix, predict_pairs, ranking_metrics,
                                      score_matrix)
 from collab_lessons.interpret import movie_counts
-from collab_lessons.recommend import encode_pairs
+from collab_lessons.fast import encode_pairs
 
 
 def ranking_oracle(scores, train_pairs, test_pairs, test_ratings, k, threshold):

@@ -5,7 +5,8 @@ from fastai.layers import sigmoid_range
 
 from collab_lessons.bias import DotProductBias
 from collab_lessons.interpret import UnknownNameError, movie_counts
-from collab_lessons.recommend import (bias_only, check_rating, encode_pairs, fold_in, most_rated, predict_for_user,
+from collab_lessons.fast import encode_pairs
+from collab_lessons.recommend import (bias_only, check_rating, fold_in, most_rated, predict_for_user,
                                       recommend, recommend_new_user, seen_by, top_unseen, user_predictions)
 
 TITLES = ['#na#'] + [f'Movie {i}' for i in range(1, 9)]
