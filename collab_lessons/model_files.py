@@ -23,7 +23,8 @@ from .interpret import factors_and_biases, movie_counts, movie_pca, plot_movie_p
 from .errors import DivergedError
 from .outputs import ModelFileError, atomic_folder, atomic_save, atomic_write, check_output_folder, disk_full, shell_path
 from .fast import encode_pairs
-from .model_kinds import KINDS, InfoError, _is_count, _is_number, get_kind, item_titles, kind_name, scoring_model, seen_pairs, weight_shapes
+from .model_kinds import (KINDS, InfoError, _is_count, _is_number, get_kind, item_titles, kind_name, load_built_in_kinds,
+    scoring_model, seen_pairs, weight_shapes)
 
 # %% ../nbs/reference/21_model_files.ipynb #f154ca75
 _all_ = ['ModelFileError', 'atomic_save']  # they live in `outputs`; model files raise and use them
@@ -173,6 +174,7 @@ def _check_record(record, path):
     missing = [k for k in needed if k not in record]
     if missing: raise ModelFileError(f"{path} lacks {missing}: it is damaged. Save or train the model again.")
     kind = record.get('kind', 'course')
+    if kind not in KINDS: load_built_in_kinds()  # a fresh process that imported only this module has none registered yet
     _need(kind in KINDS, path, f"its kind {kind!r} is not one of {', '.join(KINDS)}")
 
 
