@@ -42,6 +42,16 @@ def test_round_trip_keeps_weights_vocab_and_seen(tmp_path, model, ratings):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['m.pt']
 
 
+def test_a_fresh_process_that_imports_only_model_files_loads_a_built_in_kind(tmp_path, model, ratings):
+    "The library's kinds register on import of `collab_lessons.kinds`; load_model must load them itself, not rely on a caller having done so."
+    import subprocess
+    import sys
+    path = save_model(tmp_path/'m.pt', model, USERS, TITLES, ratings)
+    code = 'import sys; from collab_lessons.model_files import load_model; print(load_model(sys.argv[1]).kind)'
+    res = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == 'course', res.stderr
+
+
 def test_numpy_vocabulary_is_stored_as_plain_values(tmp_path, model):
     import numpy as np
     users = ['#na#'] + list(np.array([3, 7, 11]))
