@@ -224,17 +224,27 @@ class BlendRankModel(nn.Module):
         return self.user_scores(users)[inv, x[:, 1]]
 
 def train_ease_ials(train, users, items, opts, device=None):
-    "EASE and implicit ALS blended with the weight from `blend_weights` that scores best (NDCG@10) on a carve-out of `train` (where EASE is tuned too); both refitted on all of `train`."
+    "EASE and implicit ALS blended: EASE's (`l2`, `dropout`) from `l2s` x `dropouts`, ALS's (`alpha`, `l2`) from `als_grid` and the weight from `blend_weights`, picked together by their mean NDCG@10 over `carves` carve-outs of `train` (seeds `seed`, `seed + 1`, ...; one with `tune_split='temporal'`, which has no seed); both refitted on all of `train` (EASE's `l2` scaled by the positives' growth)."
     o, n_users, n_items = {**KIND_DEFAULTS['ease_ials'], **opts}, len(users), len(items)
-    fit, tune = _carve(train, o['tune_pct'], o['seed'], o['tune_split'])
-    (l2, p), _, fit_pairs, tune_pairs = _tune_ease(fit, tune, users, items, o)
-    ew, (aw, ai) = _fit_ease(fit, users, items, l2, p, o), train_ials(fit, users, items, o)
-    tuned = {w: _tune_ndcg(BlendRankModel(dict(ew, **aw), dict(ai, blend_weight=w)).user_scores, fit_pairs, tune_pairs, n_users, n_items)
-             for w in o['blend_weights']}
-    w = max(tuned, key=tuned.get)
+    seeds = [o['seed'] + j for j in range(o['carves'] if o['tune_split'] == 'stratified' else 1)]
+    tuned = {}
+    for seed in seeds:
+        fit, tune = _carve(train, o['tune_pct'], seed, o['tune_split'])
+        fit_pairs, tune_pairs = (implicit_pairs(d, users, items, o['implicit_threshold']) for d in (fit, tune))
+        X = _dense_rows(pairs_by_user(fit_pairs, n_users), torch.arange(n_users), n_items)
+        eases = {(l2, p): _standard(X @ ease_weights(X, l2, p)) for l2 in o['l2s'] for p in o['dropouts']}
+        for alpha, l2_als in o['als_grid']:
+            aw, _ = train_ials(fit, users, items, dict(o, alpha=alpha, l2=l2_als))
+            als = _standard(aw['user_factors.weight'] @ aw['movie_factors.weight'].T)
+            for (l2, p), ease in eases.items():
+                for w in o['blend_weights']:
+                    ndcg = _tune_ndcg((1 - w) * ease + w * als, fit_pairs, tune_pairs, n_users, n_items)
+                    tuned[(l2, p, alpha, l2_als, w)] = tuned.get((l2, p, alpha, l2_als, w), 0.) + ndcg / len(seeds)
+    l2, p, alpha, l2_als, w = max(tuned, key=tuned.get)
     l2 *= _growth(implicit_pairs(train, users, items, o['implicit_threshold']), fit_pairs)
-    ew, (aw, ai) = _fit_ease(train, users, items, l2, p, o), train_ials(train, users, items, o)
-    return dict(ew, **aw), dict(ai, l2_ease=round(l2, 2), dropout=p, blend_weight=w, tune_blend={str(k): round(v, 4) for k, v in tuned.items()})
+    ew, (aw, ai) = _fit_ease(train, users, items, l2, p, o), train_ials(train, users, items, dict(o, alpha=alpha, l2=l2_als))
+    return dict(ew, **aw), dict(ai, l2_ease=round(l2, 2), dropout=p, alpha=alpha, l2_als=l2_als, blend_weight=w, tune_seeds=seeds,
+                                tune_blend={'/'.join(map(str, k)): round(v, 4) for k, v in sorted(tuned.items(), key=lambda kv: -kv[1])[:20]})
 
 # %% ../nbs/reference/18_rankers.ipynb #a91e0c02
 def timed_pairs(train, users, items,       # ratings (`user`, `movie`, `rating`, and `timestamp` when there is one) and the vocabularies
@@ -327,8 +337,9 @@ KIND_DEFAULTS = {
     'ease': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, tune_split='stratified', seed=42),
     'bpr': dict(implicit_threshold=None, n_factors=64, epochs=40, lr=5e-3, l2=1e-4, bs=1024, seed=42),
     'ials': dict(implicit_threshold=None, n_factors=128, epochs=15, l2=30., alpha=10., cg_steps=3, seed=42),
-    'ease_ials': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, tune_split='stratified', seed=42,
-                      n_factors=128, epochs=15, l2=30., alpha=10., cg_steps=3, blend_weights=[0., 0.1, 0.2, 0.3, 0.5]),
+    'ease_ials': dict(implicit_threshold=None, l2s=[300., 400.], dropouts=[0.67, 0.75, 0.85], tune_pct=0.25, tune_split='stratified', seed=42, carves=3,
+                      n_factors=128, epochs=15, cg_steps=3, als_grid=[(10., 30.), (20., 100.), (40., 100.), (80., 200.)],
+                      blend_weights=[0., 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]),
     'ease_seq': dict(implicit_threshold=None, l2s=[100., 200., 400.], dropouts=[0.5, 0.67], tune_pct=0.25, tune_split='stratified', seed=42,
                      decays=[1., 0.9], floor=0.1, windows=[10, 30], both_ways=[False, True], blend_weights=[0., 0.2, 0.3, 0.4, 0.5, 0.6]),
 }
