@@ -127,7 +127,7 @@ def features_top_n(saved, # a loaded `bayes_fm` model file trained with user fea
                    user,  # a user id the model has no ratings of
                    path,  # a user side file (`read_side_file`) with a row for `user`
                    n=10):
-    "The top `n` items for `user`, predicted from their row in the side file `path` alone (`FMModel.feature_scores`); `UnknownNameError` when the file has no row for them."
+    "The top `n` items for `user`, predicted from their row in the side file `path` alone (the `feature_scores` method of `FMModel`); `UnknownNameError` when the file has no row for them."
     model, table = _feature_model(saved, path), read_side_file(path, 'user')
     at = int(feature_positions(table, [user])[0])
     if at < 0: raise UnknownNameError(f"User {user!r} has no ratings in the model and no row in {path}: add a row for {user} to {path} "
