@@ -212,6 +212,11 @@ def train_ials(train, users, items, opts, device=None):
 # %% ../nbs/reference/18_rankers.ipynb #85942416
 def _standard(s): return (s - s.mean(1, keepdim=True)) / s.std(1, keepdim=True).clamp(min=1e-12)
 
+def _pair_scores(model, x):
+    "Scores of the (user, item) pairs `x` from `model.user_scores`, computed once per distinct user."
+    users, inv = x[:, 0].unique(return_inverse=True)
+    return model.user_scores(users)[inv, x[:, 1]]
+
 class BlendRankModel(nn.Module):
     "The blend `(1 - w) * z(EASE) + w * z(ALS)` of per-user standardised scores."
     def __init__(self, weights, info):
@@ -219,9 +224,7 @@ class BlendRankModel(nn.Module):
         self.ease = EASEModel({'B': weights['B'], 'interactions': weights['interactions']}, info)
         self.als, self.w = FactorModel(weights, info), info['blend_weight']
     def user_scores(self, users): return (1 - self.w) * _standard(self.ease.user_scores(users)) + self.w * _standard(self.als.user_scores(users))
-    def forward(self, x):
-        users, inv = x[:, 0].unique(return_inverse=True)
-        return self.user_scores(users)[inv, x[:, 1]]
+    def forward(self, x): return _pair_scores(self, x)
 
 def train_ease_ials(train, users, items, opts, device=None):
     "EASE and implicit ALS blended: EASE's (`l2`, `dropout`) from `l2s` x `dropouts`, ALS's (`alpha`, `l2`) from `als_grid` and the weight from `blend_weights`, picked together by their mean NDCG@10 over `carves` carve-outs of `train` (seeds `seed`, `seed + 1`, ...; one with `tune_split='temporal'`, which has no seed); both refitted on all of `train` (EASE's `l2` scaled by the positives' growth)."
@@ -302,9 +305,7 @@ class SeqEASEModel(nn.Module):
     def user_scores(self, users):
         h = self.history(users)
         return (1 - self.w) * _standard(h @ self.B) + self.w * _standard(h @ self.T) if self.w else h @ self.B
-    def forward(self, x):
-        users, inv = x[:, 0].unique(return_inverse=True)
-        return self.user_scores(users)[inv, x[:, 1]]
+    def forward(self, x): return _pair_scores(self, x)
 
 def train_ease_seq(train, users, items, opts, device=None):
     "EASE blended with next items over a recency-weighted history: EASE's `l2` and `dropout`, then the decay, window, direction and blend weight picked by NDCG@10 on a carve-out of `train` (every user's scores at once); all refitted on all of `train`."
