@@ -208,7 +208,7 @@ def cold_user_scores(saved, # a loaded `bayes_fm` model file trained with user f
                      path): # a user side file (`read_side_file`)
     "RMSE and MAE on the `test` ratings of users the model has no ratings of but `path` describes: the features-only prediction beside the bias-only fallback (global mean + item bias) and each item's mean training rating; the table and what was scored."
     model, table = _feature_model(saved, path), read_side_file(path, 'user')
-    new_user = torch.from_numpy(~test.user.astype(str).isin(set(map(str, saved.users))).to_numpy())
+    new_user = encode_ids(test.user.to_numpy(), saved.users, 'user', 'mark')[0] <= 0  # numbered as every command numbers ids
     at = torch.from_numpy(feature_positions(table, test.user.to_numpy()).astype(np.int64))  # row in `table`, -1 without one
     m = encode_ids(test.movie, saved.items, 'movie', 'mark')[0]
     use = new_user & (at >= 0) & (m > 0)
@@ -242,7 +242,7 @@ def evaluate_saved(saved, split=None, test=None, k=10,
     if user_features is None:
         return evaluate_model(saved.model, saved.users, saved.items, saved.seen, saved.counts, test, k, get_kind(saved.kind).rates)
     cold, cold_report = cold_user_scores(saved, test, user_features)
-    known = test.user.astype(str).isin(set(map(str, saved.users[1:]))) & test.movie.astype(str).isin(set(map(str, saved.items[1:])))
+    known = (encode_ids(test.user.to_numpy(), saved.users, 'user', 'mark')[0] > 0) & (encode_ids(test.movie.to_numpy(), saved.items, 'movie', 'mark')[0] > 0)
     table, report = (evaluate_model(saved.model, saved.users, saved.items, saved.seen, saved.counts, test, k, get_kind(saved.kind).rates)
                      if known.any() else (None, dict(n_test=len(test), n_scored=0)))
     return table, dict(report, new_users=dict(cold_report, results=cold.to_dict(orient='records')))
