@@ -302,9 +302,9 @@ def _train_bayes_fm(train, valid, users, items, o, device):
                 samples.append((torch.cat([U, new_user]), torch.cat([V[:, :-1], V[:, -1:] + w0], 1)))  # the global bias joins the item bias
     folded, n = bpmf_weights(samples, 0.), len(users)  # the new-user rows fold with the same sample weights as the users'
     weights = {'user_factors.weight': folded['user_factors.weight'][:n], 'user_bias.weight': folded['user_bias.weight'][:n],
-               'movie_factors.weight': folded['movie_factors.weight'], 'movie_bias.weight': folded['movie_bias.weight'],
+               'item_factors.weight': folded['item_factors.weight'], 'item_bias.weight': folded['item_bias.weight'],
                'user_feature_factors.weight': folded['user_factors.weight'][n:], 'user_feature_bias.weight': folded['user_bias.weight'][n:],
-               'movie_mean.weight': _item_means(x, r, len(items))}
+               'item_mean.weight': _item_means(x, r, len(items))}
     weights = {k: w.cpu().contiguous() for k, w in weights.items()}
     return weights, dict(y_range=_clip(train), squash='clip', n_factors=weights['user_factors.weight'].shape[1],
                          fm_groups=list(o['fm_groups']), side_groups=[s.group_names[1:] for s in (user_side, item_side)],
@@ -316,16 +316,16 @@ class FMModel(DotModel):
     def __init__(self, weights, info):
         super().__init__(weights, info['y_range'], info.get('squash', 'clip'))
         self.encoding = info.get('user_encoding')  # `side_encoding` of the user side table; `None` in files saved before it was kept
-        self.feature_factors, self.feature_bias, self.item_mean = (weights.get(f'{k}.weight') for k in ('user_feature_factors', 'user_feature_bias', 'movie_mean'))
+        self.feature_factors, self.feature_bias, self.item_mean = (weights.get(f'{k}.weight') for k in ('user_feature_factors', 'user_feature_bias', 'item_mean'))
 
     def feature_scores(self, features): # (n, p) user feature rows (`encode_features` with `self.encoding`)
         "Predicted rating of every item for users known only by their `features`: their vector is the id prior mean plus their features' weights; (n, n_items)."
         x = torch.cat([torch.ones(len(features), 1), torch.as_tensor(features).float()], 1)  # (n, 1 + p)
-        return self._squash((x @ self.feature_factors) @ self.movie_factors.weight.T + x @ self.feature_bias + self.movie_bias.weight.T)
+        return self._squash((x @ self.feature_factors) @ self.item_factors.weight.T + x @ self.feature_bias + self.item_bias.weight.T)
 
     def bias_scores(self):
         "The bias-only prediction of every item for a user the model knows nothing about: global mean + item bias, clipped; (n_items,)."
-        return self._squash(self.movie_bias.weight[:, 0])
+        return self._squash(self.item_bias.weight[:, 0])
 
 def fm_scorer(weights, info): return FMModel(weights, info)
 
@@ -334,7 +334,7 @@ def fm_shapes(info, n_users, n_items):
     shapes, encoding = dot_shapes(info, n_users, n_items), info.get('user_encoding')
     if encoding is None: return shapes
     p = 1 + feature_width(encoding)
-    return dict(shapes, **{'user_feature_factors.weight': (p, info.get('n_factors')), 'user_feature_bias.weight': (p, 1), 'movie_mean.weight': (n_items, 1)})
+    return dict(shapes, **{'user_feature_factors.weight': (p, info.get('n_factors')), 'user_feature_bias.weight': (p, 1), 'item_mean.weight': (n_items, 1)})
 
 def check_fm(info):
     "A `bayes_fm` model's `info`: `check_factors`, and `user_encoding` (where kept) a list of `[name, values]`, `values` `None` or a list of text."

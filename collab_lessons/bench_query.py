@@ -50,7 +50,7 @@ def synthetic_saved(n_users=162_541, n_items=59_047, # MovieLens 25M's shape
     g = torch.Generator().manual_seed(seed)
     w = {name: torch.randn(n, d, generator=g) / 10 for name, n, d in
          [('user_factors.weight', n_users, n_factors), ('user_bias.weight', n_users, 1),
-          ('movie_factors.weight', n_items, n_factors), ('movie_bias.weight', n_items, 1)]}
+          ('item_factors.weight', n_items, n_factors), ('item_bias.weight', n_items, 1)]}
     seen = by_user(torch.stack([torch.randint(1, n_users, (n_seen,), generator=g), torch.randint(1, n_items, (n_seen,), generator=g)], 1))  # as files store them
     items = ['#na#'] + list(range(1, n_items))
     return SavedModel(DotModel(w, (0.5, 5.5)), ['#na#'] + list(range(1, n_users)), [f'item {i}' for i in items], seen,

@@ -14,16 +14,16 @@ from fastai.torch_core import Module
 # %% ../nbs/course/40_bias.ipynb #a010e0bb
 class DotProductBias(Module):
     "Dot product of user and movie factors plus a user bias and a movie bias, squashed into `y_range`."
-    def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):
+    def __init__(self, n_users, n_items, n_factors, y_range=(0, 5.5)):
         self.user_factors = Embedding(n_users, n_factors)
         self.user_bias = Embedding(n_users, 1)
-        self.movie_factors = Embedding(n_movies, n_factors)
-        self.movie_bias = Embedding(n_movies, 1)
+        self.item_factors = Embedding(n_items, n_factors)
+        self.item_bias = Embedding(n_items, 1)
         self.y_range = y_range
 
     def forward(self, x):
         users = self.user_factors(x[:, 0])    # (bs, n_factors)
-        movies = self.movie_factors(x[:, 1])  # (bs, n_factors)
+        movies = self.item_factors(x[:, 1])  # (bs, n_factors)
         res = (users * movies).sum(dim=1, keepdim=True)                # (bs, 1)
-        res = res + self.user_bias(x[:, 0]) + self.movie_bias(x[:, 1])  # (bs, 1)
+        res = res + self.user_bias(x[:, 0]) + self.item_bias(x[:, 1])  # (bs, 1)
         return sigmoid_range(res, *self.y_range)

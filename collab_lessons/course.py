@@ -61,13 +61,13 @@ class TrimHeap(Callback):
         if self.trim is not None: self.trim(0)
 
 def course_learner(dls,                  # `DataLoaders` with user and item classes, e.g. from `collab_dls`
-                   model=DotProductBias, # a course model class, called as `model(n_users, n_movies, n_factors, **kwargs)`
+                   model=DotProductBias, # a course model class, called as `model(n_users, n_items, n_factors, **kwargs)`
                    n_factors=50,         # size of each embedding vector
                    cbs=None,             # extra fastai callbacks
                    **kwargs):            # passed on to `model`, e.g. `y_range`
     "A `Learner` on `dls` with a course `model` class, the MSE loss and the `rmse` metric."
-    n_users, n_movies = (len(v) for v in dls.classes.values())  # users, then items (titles or movie ids)
-    return Learner(dls, model(n_users, n_movies, n_factors, **kwargs), loss_func=MSELossFlat(), metrics=rmse, cbs=cbs)
+    n_users, n_items = (len(v) for v in dls.classes.values())  # users, then items (titles or movie ids)
+    return Learner(dls, model(n_users, n_items, n_factors, **kwargs), loss_func=MSELossFlat(), metrics=rmse, cbs=cbs)
 
 def _check_recipe(epochs, lr, wd):
     "`ValueError` unless `epochs` is a whole number from 1, `lr` a finite number above 0 and `wd` `None` or finite and 0 or more."

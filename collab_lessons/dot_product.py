@@ -16,13 +16,13 @@ from fastai.torch_core import Module
 # %% ../nbs/course/20_dot_product.ipynb #ff317470
 class DotProduct(Module):
     "Predict a rating as the dot product of a user's and a movie's embedding vectors."
-    def __init__(self, n_users, n_movies, n_factors):
+    def __init__(self, n_users, n_items, n_factors):
         self.user_factors = Embedding(n_users, n_factors)
-        self.movie_factors = Embedding(n_movies, n_factors)
+        self.item_factors = Embedding(n_items, n_factors)
 
     def forward(self, x):
         users = self.user_factors(x[:, 0])    # (bs, n_factors)
-        movies = self.movie_factors(x[:, 1])  # (bs, n_factors)
+        movies = self.item_factors(x[:, 1])  # (bs, n_factors)
         return (users * movies).sum(dim=1)    # (bs,)
 
 # %% ../nbs/course/20_dot_product.ipynb #9a4d7aa8

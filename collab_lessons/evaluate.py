@@ -36,14 +36,14 @@ def evaluate_ratings(model, users, titles, test):
     return dict(rmse=round(scores['rmse'], 4), mae=round(scores['mae'], 4), n_ratings=len(test))
 
 # %% ../nbs/reference/12_evaluate.ipynb #884b8041
-def score_matrix(model, n_users, n_movies):
-    "Predicted rating of every (user, movie) pair as a (n_users, n_movies) tensor."
+def score_matrix(model, n_users, n_items):
+    "Predicted rating of every (user, movie) pair as a (n_users, n_items) tensor."
     try: uf, ub, mf, mb = factors_and_biases(model)
     except AttributeError:  # not a dot-product model: predict one user's row at a time
-        movies = torch.arange(n_movies)
+        movies = torch.arange(n_items)
         rows = [predict_pairs(model, torch.stack([torch.full_like(movies, u), movies], 1)) for u in range(n_users)]
         return torch.stack(rows)
-    res = uf @ mf.T + ub + mb.T  # (n_users, n_movies)
+    res = uf @ mf.T + ub + mb.T  # (n_users, n_items)
     return res if model.y_range is None else sigmoid_range(res, *model.y_range)
 
 # %% ../nbs/reference/12_evaluate.ipynb #aa49a59c
@@ -56,4 +56,4 @@ def ranking_metrics(scores, train_pairs, test_pairs, test_ratings, k=10, thresho
 # %% ../nbs/reference/12_evaluate.ipynb #433a92f0
 def popularity_matrix(counts, n_users):
     "Popularity baseline scores: every user gets each movie's number of training ratings `counts`."
-    return counts.float().unsqueeze(0).expand(n_users, -1)  # (n_users, n_movies)
+    return counts.float().unsqueeze(0).expand(n_users, -1)  # (n_users, n_items)

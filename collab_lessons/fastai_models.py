@@ -35,7 +35,7 @@ def compare_row(kind, learn, seconds):
 def to_embedding_dot_bias(model):
     "A fastai `EmbeddingDotBias` holding copies of the weights of the `DotProductBias` `model`."
     n_users, n_factors = model.user_factors.weight.shape
-    res = EmbeddingDotBias(n_factors, n_users, model.movie_factors.weight.shape[0], y_range=model.y_range)
-    for ours, theirs in [('user_factors', 'u_weight'), ('movie_factors', 'i_weight'), ('user_bias', 'u_bias'), ('movie_bias', 'i_bias')]:
+    res = EmbeddingDotBias(n_factors, n_users, model.item_factors.weight.shape[0], y_range=model.y_range)
+    for ours, theirs in [('user_factors', 'u_weight'), ('item_factors', 'i_weight'), ('user_bias', 'u_bias'), ('item_bias', 'i_bias')]:
         getattr(res, theirs).weight.data.copy_(getattr(model, ours).weight.data)
     return res

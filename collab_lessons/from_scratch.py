@@ -21,27 +21,27 @@ def create_params(size):
 # %% ../nbs/course/60_from_scratch.ipynb #d5279541
 class ScratchDotProductBias(Module):
     "`DotProductBias` built from `create_params` tensors indexed directly instead of `Embedding` layers."
-    def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):
+    def __init__(self, n_users, n_items, n_factors, y_range=(0, 5.5)):
         self.user_factors = create_params((n_users, n_factors))
         self.user_bias = create_params((n_users, 1))
-        self.movie_factors = create_params((n_movies, n_factors))
-        self.movie_bias = create_params((n_movies, 1))
+        self.item_factors = create_params((n_items, n_factors))
+        self.item_bias = create_params((n_items, 1))
         self.y_range = y_range
 
     def forward(self, x):
         users = self.user_factors[x[:, 0]]    # (bs, n_factors)
-        movies = self.movie_factors[x[:, 1]]  # (bs, n_factors)
+        movies = self.item_factors[x[:, 1]]  # (bs, n_factors)
         res = (users * movies).sum(dim=1, keepdim=True)                # (bs, 1)
-        res = res + self.user_bias[x[:, 0]] + self.movie_bias[x[:, 1]]  # (bs, 1)
+        res = res + self.user_bias[x[:, 0]] + self.item_bias[x[:, 1]]  # (bs, 1)
         return sigmoid_range(res, *self.y_range)
 
 # %% ../nbs/course/60_from_scratch.ipynb #f3b99be0
 def to_scratch(model):
     "A `ScratchDotProductBias` holding copies of the weights of the `DotProductBias` `model`."
     n_users, n_factors = model.user_factors.weight.shape
-    n_movies = model.movie_factors.weight.shape[0]
-    scratch = ScratchDotProductBias(n_users, n_movies, n_factors, y_range=model.y_range)
+    n_items = model.item_factors.weight.shape[0]
+    scratch = ScratchDotProductBias(n_users, n_items, n_factors, y_range=model.y_range)
     with torch.no_grad():
-        for name in ('user_factors', 'user_bias', 'movie_factors', 'movie_bias'):
+        for name in ('user_factors', 'user_bias', 'item_factors', 'item_bias'):
             getattr(scratch, name).copy_(getattr(model, name).weight)
     return scratch

@@ -80,13 +80,13 @@ def find_user(users, user):
 def factors_and_biases(model):
     "User factors, user biases, movie factors and movie biases of a `DotProductBias` or fastai `EmbeddingDotBias`, detached on the CPU."
     if hasattr(model, 'u_weight'): layers = model.u_weight, model.u_bias, model.i_weight, model.i_bias
-    else: layers = model.user_factors, model.user_bias, model.movie_factors, model.movie_bias
+    else: layers = model.user_factors, model.user_bias, model.item_factors, model.item_bias
     return [layer.weight.detach().cpu() for layer in layers]
 
 # %% ../nbs/course/71_interpret.ipynb #08684821
 def movie_bias_table(model, titles, ratings):
     "Every movie's learned bias beside its mean rating and number of ratings in `ratings`, lowest bias first."
-    bias = factors_and_biases(model)[3].squeeze(1)  # (n_movies,)
+    bias = factors_and_biases(model)[3].squeeze(1)  # (n_items,)
     table = pd.DataFrame({'title': [str(t) for t in titles], 'bias': bias.double().numpy().round(3)})
     stats = ratings.groupby('title').rating.agg(mean_rating='mean', n_ratings='size').round(2)
     table = table[table.title != '#na#'].join(stats, on='title')
@@ -130,8 +130,8 @@ def plot_movie_pca(coords, n=50, figsize=(9, 9)):
 def similar_movies(model, titles, title, n=10, counts=None, min_ratings=0):
     "The `n` movies whose factors have the highest cosine similarity to `title`'s, leaving out movies with fewer than `min_ratings` ratings."
     i = find_title(titles, title)
-    factors = model.item_vectors() if hasattr(model, 'item_vectors') else factors_and_biases(model)[2]  # (n_movies, n_factors)
-    sims = F.cosine_similarity(factors, factors[i].unsqueeze(0), dim=1)   # (n_movies,)
+    factors = model.item_vectors() if hasattr(model, 'item_vectors') else factors_and_biases(model)[2]  # (n_items, n_factors)
+    sims = F.cosine_similarity(factors, factors[i].unsqueeze(0), dim=1)   # (n_items,)
     if counts is not None: sims[counts < min_ratings] = float('-inf')
     sims[[0, i]] = float('-inf')
     top = sims.topk(min(n, int(torch.isfinite(sims).sum())))

@@ -21,7 +21,7 @@ from .splits import split_random
 # %% ../nbs/reference/20_kinds.ipynb #4fee5e4b
 def _nn_weights(model):
     "The weights of fastai's `EmbeddingNN` as `NNModel` reads them (on the CPU): each `Linear`-`ReLU`-`BatchNorm1d` block with the batch norm folded in."
-    weights = {'user_factors.weight': model.embeds[0].weight.detach().clone(), 'movie_factors.weight': model.embeds[1].weight.detach().clone()}
+    weights = {'user_factors.weight': model.embeds[0].weight.detach().clone(), 'item_factors.weight': model.embeds[1].weight.detach().clone()}
     blocks = [b for b in model.layers if isinstance(b, nn.Sequential)]
     for i, block in enumerate(blocks[:-1]):
         lin, bn = block[0], block[2]
@@ -45,7 +45,7 @@ def _train_fastai(train, valid, users, items, o, device, arch='bias'):
     info = dict(y_range=y_range, squash='sigmoid')
     if arch == 'fastai_nn':
         weights = _nn_weights(learn.model.eval())
-        info.update(emb_sizes=[weights['user_factors.weight'].shape[1], weights['movie_factors.weight'].shape[1]], layers=list(o['layers']))
+        info.update(emb_sizes=[weights['user_factors.weight'].shape[1], weights['item_factors.weight'].shape[1]], layers=list(o['layers']))
     else: weights = _dot_weights(learn.model); info['n_factors'] = o['n_factors']
     return weights, info, users, items
 

@@ -21,13 +21,12 @@ from functools import partial
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import DivergedError
-from .fast import NA, pick_device, rating_loader, rating_tensors, score_loader
+from .fast import NA, encode_ids, pick_device, rating_loader, rating_tensors, score_loader
 from .recommend import sigmoid_range
 
 # %% ../nbs/reference/17_model_kinds.ipynb #12b99ce2
@@ -105,14 +104,14 @@ def kinds_that(capability): # a `ModelKind` flag: 'rates', 'ranks', 'folds_in', 
 # %% ../nbs/reference/17_model_kinds.ipynb #01c4ea80
 def vocab(values):
     "The vocabulary of an id column: `'#na#'` first (index 0 means 'unknown', as in fastai), then the distinct ids sorted."
-    return [NA] + sorted(pd.unique(np.asarray(values)).tolist())
+    return [NA] + encode_ids(np.asarray(values))[1].tolist()  # the same numbering every command's `encode_ids` gives
 
 # %% ../nbs/reference/17_model_kinds.ipynb #6368c3b9
 class DotModel(nn.Module):
     "Scores of a dot-product model from its saved weights: `u . m + b_u + b_m`, squashed by `sigmoid_range` or clipped into `y_range`."
     def __init__(self, weights, y_range, squash='sigmoid'):
         super().__init__()
-        for name in ('user_factors', 'user_bias', 'movie_factors', 'movie_bias'):
+        for name in ('user_factors', 'user_bias', 'item_factors', 'item_bias'):
             setattr(self, name, nn.Embedding.from_pretrained(weights[f'{name}.weight'].float()))
         self.y_range, self.squash = tuple(y_range), squash
 
@@ -120,19 +119,19 @@ class DotModel(nn.Module):
         return sigmoid_range(res, *self.y_range) if self.squash == 'sigmoid' else res.clamp(*self.y_range)
 
     def forward(self, x):
-        res = (self.user_factors(x[:, 0]) * self.movie_factors(x[:, 1])).sum(1, keepdim=True)  # (bs, 1)
-        return self._squash(res + self.user_bias(x[:, 0]) + self.movie_bias(x[:, 1]))
+        res = (self.user_factors(x[:, 0]) * self.item_factors(x[:, 1])).sum(1, keepdim=True)  # (bs, 1)
+        return self._squash(res + self.user_bias(x[:, 0]) + self.item_bias(x[:, 1]))
 
     def user_scores(self, users):
         "Predicted rating of every item for the user indices `users`: a (len(users), n_items) tensor, one matrix product."
-        res = self.user_factors.weight[users] @ self.movie_factors.weight.T  # (n, n_items)
-        return self._squash(res + self.user_bias.weight[users] + self.movie_bias.weight.T)
+        res = self.user_factors.weight[users] @ self.item_factors.weight.T  # (n, n_items)
+        return self._squash(res + self.user_bias.weight[users] + self.item_bias.weight.T)
 
     def ranking_scores(self, users, out=None): # `out`: a (len(users), n_items) tensor to write into, reused across calls
         "Scores that order each user's items as `user_scores` does, in one fused matrix product: no user bias and no squashing, which change no order."
-        return torch.addmm(self.movie_bias.weight.T, self.user_factors.weight[users], self.movie_factors.weight.T, out=out)  # (n, n_items)
+        return torch.addmm(self.item_bias.weight.T, self.user_factors.weight[users], self.item_factors.weight.T, out=out)  # (n, n_items)
 
-    def item_vectors(self): return self.movie_factors.weight
+    def item_vectors(self): return self.item_factors.weight
 
 # %% ../nbs/reference/17_model_kinds.ipynb #7c2f21e4
 class NNModel(nn.Module):
@@ -140,7 +139,7 @@ class NNModel(nn.Module):
     def __init__(self, weights, y_range):
         super().__init__()
         self.user_factors = nn.Embedding.from_pretrained(weights['user_factors.weight'].float())
-        self.movie_factors = nn.Embedding.from_pretrained(weights['movie_factors.weight'].float())
+        self.item_factors = nn.Embedding.from_pretrained(weights['item_factors.weight'].float())
         n = sum(1 for k in weights if k.startswith('hidden.') and k.endswith('.weight'))
         self.hidden = [[weights[f'hidden.{i}.{p}'].float() for p in ('weight', 'bias', 'scale', 'shift')] for i in range(n)]
         self.out = weights['out.weight'].float(), weights['out.bias'].float()
@@ -151,14 +150,14 @@ class NNModel(nn.Module):
         for w, b, scale, shift in self.hidden: x = F.relu(x @ w.T + b) * scale + shift
         return sigmoid_range(x @ self.out[0].T + self.out[1], *self.y_range)[..., 0]
 
-    def forward(self, x): return self.mlp(torch.cat([self.user_factors(x[:, 0]), self.movie_factors(x[:, 1])], 1))
+    def forward(self, x): return self.mlp(torch.cat([self.user_factors(x[:, 0]), self.item_factors(x[:, 1])], 1))
 
     def user_scores(self, users):
         "Predicted rating of every item for the user indices `users`: a (len(users), n_items) tensor."
-        u, m = self.user_factors.weight[users], self.movie_factors.weight  # (n, d_u), (n_items, d_i)
+        u, m = self.user_factors.weight[users], self.item_factors.weight  # (n, d_u), (n_items, d_i)
         return self.mlp(torch.cat([u[:, None].expand(-1, len(m), -1), m[None].expand(len(u), -1, -1)], 2))
 
-    def item_vectors(self): return self.movie_factors.weight
+    def item_vectors(self): return self.item_factors.weight
 
 # %% ../nbs/reference/17_model_kinds.ipynb #bbf30d7f
 class MatrixModel(nn.Module):
@@ -179,7 +178,7 @@ class BlendModel(nn.Module):
     def user_scores(self, users): return (1 - self.w) * self.a.user_scores(users) + self.w * self.b.user_scores(users)
 
 # %% ../nbs/reference/17_model_kinds.ipynb #3f555ec8
-DOT_WEIGHTS = ('user_factors.weight', 'user_bias.weight', 'movie_factors.weight', 'movie_bias.weight')
+DOT_WEIGHTS = ('user_factors.weight', 'user_bias.weight', 'item_factors.weight', 'item_bias.weight')
 
 def dot_scorer(weights, info): return DotModel(weights, info['y_range'], info.get('squash', 'sigmoid'))
 def nn_scorer(weights, info): return NNModel(weights, info['y_range'])
@@ -195,7 +194,7 @@ def dot_shapes(info, n_users, n_items):
     "Weight shapes of a dot product with `info['n_factors']` factors and biases."
     nf = info.get('n_factors')
     return {'user_factors.weight': (n_users, nf), 'user_bias.weight': (n_users, 1),
-            'movie_factors.weight': (n_items, nf), 'movie_bias.weight': (n_items, 1)}
+            'item_factors.weight': (n_items, nf), 'item_bias.weight': (n_items, 1)}
 
 def matrix_shapes(info, n_users, n_items): return {'scores': (n_users, n_items)}
 def blend_shapes(info, n_users, n_items): return dict(dot_shapes(info, n_users, n_items), **matrix_shapes(info, n_users, n_items))
@@ -203,7 +202,7 @@ def blend_shapes(info, n_users, n_items): return dict(dot_shapes(info, n_users, 
 def nn_shapes(info, n_users, n_items):
     "Weight shapes of an `NNModel`: embeddings of `info['emb_sizes']`, then the `info['layers']` and one output."
     du, di, layers = info['emb_sizes'][0], info['emb_sizes'][1], info['layers']
-    shapes = {'user_factors.weight': (n_users, du), 'movie_factors.weight': (n_items, di)}
+    shapes = {'user_factors.weight': (n_users, du), 'item_factors.weight': (n_items, di)}
     for i, (a, b) in enumerate(zip([du + di] + layers, layers)):
         shapes.update({f'hidden.{i}.weight': (b, a), **{f'hidden.{i}.{p}': (b,) for p in ('bias', 'scale', 'shift')}})
     return dict(shapes, **{'out.weight': (1, ([du + di] + layers)[-1]), 'out.bias': (1,)})
@@ -271,8 +270,7 @@ def _valid_scores(model, valid_dl):
 # %% ../nbs/reference/17_model_kinds.ipynb #8d0fbf87
 def _dot_weights(model):
     "The four dot-product weights of a `DotProductBias`, fastai `EmbeddingDotBias` or `FastDotProductBias`, detached copies on the CPU."
-    names = {'u_weight': 'user_factors', 'u_bias': 'user_bias', 'i_weight': 'movie_factors', 'i_bias': 'movie_bias',
-             'item_factors': 'movie_factors', 'item_bias': 'movie_bias'}
+    names = {'u_weight': 'user_factors', 'u_bias': 'user_bias', 'i_weight': 'item_factors', 'i_bias': 'item_bias'}  # fastai's names
     out = {f'{names.get(k, k)}.weight': m.weight.detach().cpu().clone() for k, m in model.named_children()}
     return {k: out[k] for k in DOT_WEIGHTS}
 
@@ -298,8 +296,8 @@ def bpmf_weights(samples, mu):
     c = 1 / len(samples)
     weights = {'user_factors.weight': torch.cat([c**.5 * U[:, :-1] for U, _ in samples], 1),
                'user_bias.weight': sum(c * U[:, -1:] for U, _ in samples),
-               'movie_factors.weight': torch.cat([c**.5 * V[:, :-1] for _, V in samples], 1),
-               'movie_bias.weight': sum(c * V[:, -1:] for _, V in samples) + mu}
+               'item_factors.weight': torch.cat([c**.5 * V[:, :-1] for _, V in samples], 1),
+               'item_bias.weight': sum(c * V[:, -1:] for _, V in samples) + mu}
     return weights
 
 # %% ../nbs/reference/17_model_kinds.ipynb #6cfabbf0

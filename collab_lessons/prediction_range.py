@@ -14,12 +14,12 @@ from fastai.torch_core import Module
 # %% ../nbs/course/30_prediction_range.ipynb #242f7934
 class DotProductRange(Module):
     "A `DotProduct` whose predictions are squashed into `y_range` by `sigmoid_range`."
-    def __init__(self, n_users, n_movies, n_factors, y_range=(0, 5.5)):
+    def __init__(self, n_users, n_items, n_factors, y_range=(0, 5.5)):
         self.user_factors = Embedding(n_users, n_factors)
-        self.movie_factors = Embedding(n_movies, n_factors)
+        self.item_factors = Embedding(n_items, n_factors)
         self.y_range = y_range
 
     def forward(self, x):
         users = self.user_factors(x[:, 0])    # (bs, n_factors)
-        movies = self.movie_factors(x[:, 1])  # (bs, n_factors)
+        movies = self.item_factors(x[:, 1])  # (bs, n_factors)
         return sigmoid_range((users * movies).sum(dim=1), *self.y_range)  # (bs,)

@@ -156,7 +156,7 @@ def train_bpr(train, users, items, opts, device=None):
             opt.zero_grad(); loss.backward(); opt.step()
             total += loss.item() * len(p)
         losses.append(round(total / len(pairs), 5))
-    weights = {'user_factors.weight': U.detach().cpu(), 'movie_factors.weight': V.detach().cpu(), 'movie_bias.weight': b.detach().cpu()[:, None]}
+    weights = {'user_factors.weight': U.detach().cpu(), 'item_factors.weight': V.detach().cpu(), 'item_bias.weight': b.detach().cpu()[:, None]}
     return weights, dict(n_factors=o['n_factors'], implicit_threshold=o['implicit_threshold'], losses=losses)
 
 class FactorModel(nn.Module):
@@ -164,8 +164,8 @@ class FactorModel(nn.Module):
     def __init__(self, weights, info):
         super().__init__()
         self.register_buffer('U', weights['user_factors.weight'].float())
-        self.register_buffer('V', weights['movie_factors.weight'].float())
-        self.register_buffer('b', weights.get('movie_bias.weight', torch.zeros(len(self.V), 1)).float().view(-1))
+        self.register_buffer('V', weights['item_factors.weight'].float())
+        self.register_buffer('b', weights.get('item_bias.weight', torch.zeros(len(self.V), 1)).float().view(-1))
     def forward(self, x): return (self.U[x[:, 0]] * self.V[x[:, 1]]).sum(1) + self.b[x[:, 1]]
     def user_scores(self, users): return torch.addmm(self.b[None], self.U[users], self.V.T)  # (n, n_items)
     def item_vectors(self): return self.V  # one learned vector per item: `similar` works
@@ -207,7 +207,7 @@ def train_ials(train, users, items, opts, device=None):
     for _ in range(o['epochs']):
         U = als_half_step(V, by_user, o['l2'], o['alpha'], U, o['cg_steps'])
         V = als_half_step(U, by_item, o['l2'], o['alpha'], V, o['cg_steps'])
-    return {'user_factors.weight': U, 'movie_factors.weight': V}, dict(n_factors=o['n_factors'], implicit_threshold=o['implicit_threshold'])
+    return {'user_factors.weight': U, 'item_factors.weight': V}, dict(n_factors=o['n_factors'], implicit_threshold=o['implicit_threshold'])
 
 # %% ../nbs/reference/18_rankers.ipynb #85942416
 def _standard(s): return (s - s.mean(1, keepdim=True)) / s.std(1, keepdim=True).clamp(min=1e-12)
@@ -238,7 +238,7 @@ def train_ease_ials(train, users, items, opts, device=None):
         eases = {(l2, p): _standard(X @ ease_weights(X, l2, p)) for l2 in o['l2s'] for p in o['dropouts']}
         for alpha, l2_als in o['als_grid']:
             aw, _ = train_ials(fit, users, items, dict(o, alpha=alpha, l2=l2_als))
-            als = _standard(aw['user_factors.weight'] @ aw['movie_factors.weight'].T)
+            als = _standard(aw['user_factors.weight'] @ aw['item_factors.weight'].T)
             for (l2, p), ease in eases.items():
                 for w in o['blend_weights']:
                     ndcg = _tune_ndcg((1 - w) * ease + w * als, fit_pairs, tune_pairs, n_users, n_items)
@@ -350,9 +350,9 @@ MODELS = {'popularity': PopularityModel, 'ease': EASEModel, 'bpr': FactorModel, 
 def popularity_shapes(info, n_users, n_items): return {'counts': (n_items,)}
 def ease_shapes(info, n_users, n_items): return {'B': (n_items, n_items), 'interactions': (None, 2)}
 def bpr_shapes(info, n_users, n_items):
-    return {'user_factors.weight': (n_users, info['n_factors']), 'movie_factors.weight': (n_items, info['n_factors']), 'movie_bias.weight': (n_items, 1)}
+    return {'user_factors.weight': (n_users, info['n_factors']), 'item_factors.weight': (n_items, info['n_factors']), 'item_bias.weight': (n_items, 1)}
 def ials_shapes(info, n_users, n_items):
-    return {'user_factors.weight': (n_users, info['n_factors']), 'movie_factors.weight': (n_items, info['n_factors'])}
+    return {'user_factors.weight': (n_users, info['n_factors']), 'item_factors.weight': (n_items, info['n_factors'])}
 def ease_ials_shapes(info, n_users, n_items): return {**ease_shapes(info, n_users, n_items), **ials_shapes(info, n_users, n_items)}
 def ease_seq_shapes(info, n_users, n_items):
     return {'B': (n_items, n_items), 'T': (n_items, n_items), 'interactions': (None, 2)}

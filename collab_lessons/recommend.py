@@ -32,8 +32,8 @@ def sigmoid_range(x, low, high):
 # %% ../nbs/reference/11_recommend.ipynb #db6080d9
 def predict_for_user(model, user_vector, user_bias):
     "Predicted rating of every movie for a user given by `user_vector` (n_factors,) and `user_bias`, in the model's `y_range`."
-    _, _, movie_factors, movie_bias = factors_and_biases(model)
-    res = movie_factors @ user_vector + movie_bias.squeeze(1) + user_bias  # (n_movies,)
+    _, _, item_factors, item_bias = factors_and_biases(model)
+    res = item_factors @ user_vector + item_bias.squeeze(1) + user_bias  # (n_items,)
     return res if model.y_range is None else sigmoid_range(res, *model.y_range)
 
 # %% ../nbs/reference/11_recommend.ipynb #afd3f7d7
@@ -80,9 +80,9 @@ def bias_only(model, titles, seen=(), n=10):
 # %% ../nbs/reference/11_recommend.ipynb #f3cf3a03
 def fold_in(model, movie_idxs, ratings, wd=0.3, steps=300, lr=0.05):
     "Learn a new user's factor vector and bias from their `ratings` of `movie_idxs`, with every movie parameter frozen."
-    _, _, movie_factors, movie_bias = factors_and_biases(model)  # detached copies: the model cannot change
+    _, _, item_factors, item_bias = factors_and_biases(model)  # detached copies: the model cannot change
     movie_idxs = torch.as_tensor(movie_idxs, dtype=torch.long)
-    m, b = movie_factors[movie_idxs], movie_bias[movie_idxs, 0]  # (k, n_factors), (k,)
+    m, b = item_factors[movie_idxs], item_bias[movie_idxs, 0]  # (k, n_factors), (k,)
     y = torch.as_tensor(ratings, dtype=torch.float)
     vector = torch.zeros(m.shape[1], requires_grad=True)
     bias = torch.zeros(1, requires_grad=True)

@@ -44,7 +44,7 @@ def test_recovers_a_planted_bilinear_signal_from_side_features(files):
     nf = model.info['n_factors']
     assert nf % 2 == 0 and model.info['squash'] == 'clip'
     assert model.weights['user_factors.weight'].shape == (len(model.users), nf)
-    assert model.weights['movie_factors.weight'].shape == (len(model.items), nf)
+    assert model.weights['item_factors.weight'].shape == (len(model.items), nf)
     assert model.weights['user_bias.weight'].shape == (len(model.users), 1)
     assert model.info['side_groups'] == [['implicit', 'kind'], ['implicit', 'kind']]
 

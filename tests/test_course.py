@@ -83,7 +83,7 @@ def test_check_finite_names_nan_weights(tiny_ratings):
     learn = course_learner(collab_dls(tiny_ratings, bs=16))
     fit_learner(learn, epochs=1)
     check_finite(learn)  # a healthy run passes
-    with torch.no_grad(): learn.model.movie_bias.weight[2, 0] = float('inf')
+    with torch.no_grad(): learn.model.item_bias.weight[2, 0] = float('inf')
     with pytest.raises(DivergedError, match='1 weight tensor'): check_finite(learn)
 
 

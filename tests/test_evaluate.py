@@ -35,10 +35,10 @@ def ranking_oracle(scores, train_pairs, test_pairs, test_ratings, k, threshold):
 
 def test_ranking_metrics_match_an_oracle():
     g = torch.Generator().manual_seed(0)
-    n_users, n_movies = 12, 30
-    scores = torch.randn(n_users, n_movies, generator=g)   # continuous: no ties
-    train_pairs = torch.stack([torch.randint(1, n_users, (60,), generator=g), torch.randint(1, n_movies, (60,), generator=g)], 1)
-    test_pairs = torch.stack([torch.randint(0, n_users, (80,), generator=g), torch.randint(0, n_movies, (80,), generator=g)], 1)
+    n_users, n_items = 12, 30
+    scores = torch.randn(n_users, n_items, generator=g)   # continuous: no ties
+    train_pairs = torch.stack([torch.randint(1, n_users, (60,), generator=g), torch.randint(1, n_items, (60,), generator=g)], 1)
+    test_pairs = torch.stack([torch.randint(0, n_users, (80,), generator=g), torch.randint(0, n_items, (80,), generator=g)], 1)
     test_ratings = torch.randint(1, 6, (80,), generator=g)
     ours = ranking_metrics(scores, train_pairs, test_pairs, test_ratings, k=5, threshold=4)
     p, n, users = ranking_oracle(scores, train_pairs, test_pairs, test_ratings, 5, 4)
@@ -86,7 +86,7 @@ def test_collab_dls_with_test_set_scores_every_test_rating(tiny_ratings):
     W = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     u = [users.index(x) if x in users else 0 for x in test.user]   # 0: fastai's #na# slot for ids unseen in training
     m = [titles.index(x) if x in titles else 0 for x in test.title]
-    raw = (W['user_factors.weight'][u] * W['movie_factors.weight'][m]).sum(1) + W['user_bias.weight'][u, 0] + W['movie_bias.weight'][m, 0]
+    raw = (W['user_factors.weight'][u] * W['item_factors.weight'][m]).sum(1) + W['user_bias.weight'][u, 0] + W['item_bias.weight'][m, 0]
     lo, hi = model.y_range
     err = lo + (hi - lo) / (1 + np.exp(-raw)) - test.rating.to_numpy()
     assert scores['n_ratings'] == len(test)

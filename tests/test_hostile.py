@@ -270,10 +270,10 @@ def test_file_for_different_users_is_refused(tmp_path, model):
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf')])
 def test_nan_weights_are_refused(tmp_path, model, value):
-    with torch.no_grad(): model.movie_factors.weight[1, 0] = value
+    with torch.no_grad(): model.item_factors.weight[1, 0] = value
     path = tmp_path/'m.pt'
     torch.save(dict(model_record(DotProductBias(len(USERS), len(TITLES), 4), USERS, TITLES), weights=model.state_dict()), path)
-    with pytest.raises(ModelFileError, match=r"NaN or infinite weights in \['movie_factors.weight'\]") as e: load_model(path)
+    with pytest.raises(ModelFileError, match=r"NaN or infinite weights in \['item_factors.weight'\]") as e: load_model(path)
     assert str(path) in str(e.value)
 
 

@@ -54,7 +54,7 @@ def test_factors_and_biases_reads_both_model_classes(model):
 
 
 def test_movie_bias_table_sorted_with_stats(model):
-    with torch.no_grad(): model.movie_bias.weight[:, 0] = torch.tensor([0., 0.3, -0.2, 0.1, 0.5])
+    with torch.no_grad(): model.item_bias.weight[:, 0] = torch.tensor([0., 0.3, -0.2, 0.1, 0.5])
     ratings = pd.DataFrame({'user': [1, 2, 2], 'title': ['Star Wars (1977)', 'Star Wars (1977)', 'Toy Story (1995)'],
                             'rating': [5, 3, 4]})
     table = movie_bias_table(model, TITLES, ratings)
@@ -90,7 +90,7 @@ def test_movie_counts_and_pca_table(model):
 
 def test_similar_movies_matches_a_hand_computed_cosine(model):
     with torch.no_grad():
-        model.movie_factors.weight[:] = torch.tensor([[9., 9, 9], [1, 0, 0], [2, 0.1, 0], [0, 1, 0], [-1, 0, 0]])
+        model.item_factors.weight[:] = torch.tensor([[9., 9, 9], [1, 0, 0], [2, 0.1, 0], [0, 1, 0], [-1, 0, 0]])
     sims = similar_movies(model, TITLES, 'star wars (1977)', n=10)
     assert list(sims.title) == ['Return of the Jedi (1983)', 'Empire Strikes Back, The (1980)', 'Toy Story (1995)']
     assert sims.similarity.tolist() == pytest.approx([0.999, 0.0, -1.0], abs=1e-3)

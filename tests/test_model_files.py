@@ -221,7 +221,7 @@ _DELETE = object()
     (('titles', ['#na#', 'A (1990)', None, 'C (1992)', 'D (1993)']), "'titles' holds entries"),
     (('weights', 'user_bias.weight', torch.zeros(4, 1, dtype=torch.long)), 'user_bias.weight is torch.Size'),
     (('weights', 'user_bias.weight', [0.0] * 4), 'user_bias.weight is list'),
-    (('weights', 'movie_bias.weight', torch.zeros(5)), r'movie_bias.weight is torch.Size\(\[5\]\)'),
+    (('weights', 'item_bias.weight', torch.zeros(5)), r'item_bias.weight is torch.Size\(\[5\]\)'),
     (('weights', 'extra', torch.zeros(1)), 'it needs exactly'),
     (('seen', torch.tensor([[1, 1], [9, 2]])), "'seen' points outside the vocabularies"),
     (('seen', torch.tensor([[1, -1]])), "'seen' points outside"),
@@ -261,8 +261,8 @@ def test_nan_weights_are_never_saved_over_a_good_file(tmp_path, model):
     from collab_lessons.course import DivergedError
     good = save_model(tmp_path/'m.pt', model, USERS, TITLES)
     before = good.read_bytes()
-    with torch.no_grad(): model.movie_factors.weight[1, 0] = float('nan')
-    with pytest.raises(DivergedError, match=r"\['movie_factors.weight'\]"): save_model(good, model, USERS, TITLES)
+    with torch.no_grad(): model.item_factors.weight[1, 0] = float('nan')
+    with pytest.raises(DivergedError, match=r"\['item_factors.weight'\]"): save_model(good, model, USERS, TITLES)
     assert good.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['m.pt']
 
 

@@ -57,7 +57,7 @@ def test_every_kind_round_trips_through_its_file(kind, shop, capsys):
     assert result['kind'] == kind and (0.3 < result['valid_rmse'] < 3 if KINDS[kind].rates else 'valid_rmse' not in result)
     saved = load_model(model)
     assert saved.kind == kind and saved.info['split'] == 'random' and saved.items[0] == '#na#'
-    assert torch.load(model, weights_only=True)['version'] == MODEL_VERSION == 2
+    assert torch.load(model, weights_only=True)['version'] == MODEL_VERSION == 3
     # recommend: seen items left out, for a string user id
     code, out, err = run(capsys, 'recommend', '--user', 'c3', '-n', '4', '--model', model, '--json')
     recs = json.loads(out)['recommendations']
@@ -154,16 +154,20 @@ def test_all_users_top_n_leaves_out_seen_and_na(tmp_path):
     assert (recs.item_index > 0).all() and recs.title.tolist()[2] == '20'  # user 2 rated 30: 20 (score 3) is next
 
 
-def test_version_1_files_still_load(tmp_path):
+@pytest.mark.parametrize('version', [1, 2])
+def test_older_files_still_load(tmp_path, version):
     from collab_lessons.bias import DotProductBias
     model = DotProductBias(3, 4, 2)
     record = model_record(model, ['#na#', 1, 2], ['#na#', 'A', 'B', 'C'])
-    for key in ('kind', 'items'): del record[key]
-    for key in ('squash', 'n_train'): del record['info'][key]
-    torch.save(dict(record, version=1), tmp_path/'v1.pt')
-    saved = load_model(tmp_path/'v1.pt')
+    record['weights'] = {k.replace('item_', 'movie_'): w for k, w in record['weights'].items()}  # their names before version 3
+    if version == 1:
+        for key in ('kind', 'items'): del record[key]
+        for key in ('squash', 'n_train'): del record['info'][key]
+    torch.save(dict(record, version=version), tmp_path/'old.pt')
+    saved = load_model(tmp_path/'old.pt')
     x = torch.tensor([[1, 2], [2, 3]])
     assert saved.kind == 'course' and saved.items == saved.titles
+    assert 'movie_factors.weight' in torch.load(tmp_path/'old.pt', weights_only=True)['weights']
     with torch.no_grad(): assert torch.allclose(saved.model(x), model(x), atol=1e-6)
 
 
@@ -180,7 +184,7 @@ def test_new_fields_are_validated(tmp_path, change, message):
     saved = _hand_model(tmp_path)
     record = torch.load(tmp_path/'hand.pt', weights_only=True)
     record.update(kind='blend', weights=dict(record['weights'], **{k: torch.zeros(s) for k, s in
-                  [('user_factors.weight', (3, 2)), ('user_bias.weight', (3, 1)), ('movie_factors.weight', (13, 2)), ('movie_bias.weight', (13, 1))]}))
+                  [('user_factors.weight', (3, 2)), ('user_bias.weight', (3, 1)), ('item_factors.weight', (13, 2)), ('item_bias.weight', (13, 1))]}))
     record['info'].update(blend_weight=0.5, n_factors=2)
     torch.save(record, tmp_path/'ok.pt')
     assert load_model(tmp_path/'ok.pt').kind == 'blend'

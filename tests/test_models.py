@@ -20,7 +20,7 @@ def batch(n=32, seed=0):
 
 def test_dot_product_matches_numpy():
     model, x = DotProduct(N_USERS, N_MOVIES, N_FACTORS), batch()
-    u, m = model.user_factors.weight.detach().numpy(), model.movie_factors.weight.detach().numpy()
+    u, m = model.user_factors.weight.detach().numpy(), model.item_factors.weight.detach().numpy()
     expected = np.einsum('bf,bf->b', u[x[:, 0]], m[x[:, 1]])
     np.testing.assert_allclose(model(x).detach().numpy(), expected, rtol=1e-5, atol=1e-7)
 
@@ -36,11 +36,11 @@ def test_bias_model_matches_fastai_embedding_dot_bias():
     theirs = EmbeddingDotBias(N_FACTORS, N_USERS, N_MOVIES, y_range=(0, 5.5))
     with torch.no_grad():
         theirs.u_weight.weight.copy_(ours.user_factors.weight)
-        theirs.i_weight.weight.copy_(ours.movie_factors.weight)
+        theirs.i_weight.weight.copy_(ours.item_factors.weight)
         theirs.u_bias.weight.copy_(ours.user_bias.weight + 0.3)
-        theirs.i_bias.weight.copy_(ours.movie_bias.weight - 0.2)
+        theirs.i_bias.weight.copy_(ours.item_bias.weight - 0.2)
         ours.user_bias.weight += 0.3
-        ours.movie_bias.weight -= 0.2
+        ours.item_bias.weight -= 0.2
     torch.testing.assert_close(ours(x).view(-1), theirs(x).view(-1))
 
 
@@ -59,7 +59,7 @@ def test_create_params_registers_parameter_with_small_std():
     model = ScratchDotProductBias(N_USERS, N_MOVIES, N_FACTORS)
     assert {n: tuple(p.shape) for n, p in model.named_parameters()} == {
         'user_factors': (N_USERS, N_FACTORS), 'user_bias': (N_USERS, 1),
-        'movie_factors': (N_MOVIES, N_FACTORS), 'movie_bias': (N_MOVIES, 1)}
+        'item_factors': (N_MOVIES, N_FACTORS), 'item_bias': (N_MOVIES, 1)}
 
 
 def test_rmse_metric_is_over_the_whole_validation_set():
@@ -74,11 +74,11 @@ def test_rmse_metric_is_over_the_whole_validation_set():
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 8), st.floats(0.01, 100.0), st.integers(0, 10_000),
        st.sampled_from([DotProductRange, DotProductBias, ScratchDotProductBias]))
-def test_predictions_stay_inside_y_range(n_users, n_movies, n_factors, scale, seed, cls):
+def test_predictions_stay_inside_y_range(n_users, n_items, n_factors, scale, seed, cls):
     torch.manual_seed(seed)
-    model = cls(n_users, n_movies, n_factors, y_range=(1, 5))
+    model = cls(n_users, n_items, n_factors, y_range=(1, 5))
     with torch.no_grad():
         for p in model.parameters(): p.normal_(0, scale)
-    x = torch.stack([torch.randint(0, n_users, (50,)), torch.randint(0, n_movies, (50,))], 1)
+    x = torch.stack([torch.randint(0, n_users, (50,)), torch.randint(0, n_items, (50,))], 1)
     preds = model(x)
     assert torch.isfinite(preds).all() and (preds >= 1).all() and (preds <= 5).all()

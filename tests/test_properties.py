@@ -29,12 +29,12 @@ BIG = 2.0**50
 @st.composite
 def model_and_batch(draw, model_class, bound):
     "A `model_class` with drawn sizes and weights (each |w| <= `bound`) and a batch of valid (user, movie) indices."
-    n_users, n_movies, n_factors = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 8))
-    model = model_class(n_users, n_movies, n_factors, y_range=draw(st.sampled_from(Y_RANGES)))
+    n_users, n_items, n_factors = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 8))
+    model = model_class(n_users, n_items, n_factors, y_range=draw(st.sampled_from(Y_RANGES)))
     weight = st.floats(-bound, bound, width=32, allow_subnormal=False)
     with torch.no_grad():
         for p in model.parameters(): p.copy_(torch.from_numpy(draw(arrays(np.float32, tuple(p.shape), elements=weight))))
-    pairs = draw(st.lists(st.tuples(st.integers(0, n_users - 1), st.integers(0, n_movies - 1)), min_size=1, max_size=16))
+    pairs = draw(st.lists(st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1)), min_size=1, max_size=16))
     return model.eval(), torch.tensor(pairs)
 
 

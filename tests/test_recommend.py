@@ -43,7 +43,7 @@ def test_user_predictions_match_forward(model):
 
 def test_predict_for_user_numpy_oracle(model):
     v, b = torch.tensor([0.1, -0.2, 0.3, 0.0]), 0.5
-    mf, mb = model.movie_factors.weight.detach().numpy(), model.movie_bias.weight.detach().numpy()[:, 0]
+    mf, mb = model.item_factors.weight.detach().numpy(), model.item_bias.weight.detach().numpy()[:, 0]
     expected = sigmoid_range(torch.tensor(mf @ v.numpy() + mb + b), 0, 5.5)
     assert torch.allclose(predict_for_user(model, v, b), expected.float(), atol=1e-5)
 
@@ -67,7 +67,7 @@ def test_recommend_excludes_seen(model):
 def test_fallbacks(model):
     counts = torch.tensor([0, 5, 9, 1, 0, 0, 0, 0, 3])
     assert list(most_rated(counts, TITLES, seen=[2], n=2).title) == ['Movie 1', 'Movie 8']
-    with torch.no_grad(): model.movie_bias.weight[:, 0] = torch.arange(len(TITLES)).float()
+    with torch.no_grad(): model.item_bias.weight[:, 0] = torch.arange(len(TITLES)).float()
     assert list(bias_only(model, TITLES, n=2).title) == ['Movie 8', 'Movie 7']
 
 
