@@ -134,3 +134,18 @@ def test_exercise_half_star_in_u_data(tmp_path):
     assert read_ratings(f).rating.tolist() == [4.5]
     f.write_text('196\t242\t6\t881250949\n')
     with pytest.raises(DataError, match='line 1: the rating is outside 1-5'): read_ratings(f)
+
+
+@pytest.mark.parametrize('order', ['sorted', 'user order', 'shuffled'])
+def test_a_repeated_pair_is_found_in_any_line_order(tmp_path, order):
+    "The repeat check sorts the (user, movie) keys with a stable sort, fast on files already in order: it must still find a repeat in each order."
+    pairs = [(u, m) for u in range(1, 30) for m in range(1, 40, 3)]
+    if order == 'user order': pairs = [p for u in range(1, 30) for p in sorted(pairs[(u - 1) * 13:u * 13], key=lambda p: -p[1])]
+    if order == 'shuffled': pairs = pd.DataFrame(pairs).sample(frac=1, random_state=0).itertuples(index=False, name=None)
+    pairs = list(pairs)
+    lines = [f'{u}\t{m}\t3\t881250949' for u, m in pairs]
+    lines.insert(200, f'{pairs[50][0]}\t{pairs[50][1]}\t4\t881250950')  # the pair on line 51, again on line 201
+    (tmp_path/'u.data').write_text('\n'.join(lines) + '\n')
+    assert len(set(pairs)) == len(pairs)  # no repeat but the planted one
+    with pytest.raises(DataError, match=r'line 201: this user rated this movie on an earlier line already'):
+        read_ratings(tmp_path/'u.data')
