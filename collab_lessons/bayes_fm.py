@@ -13,6 +13,7 @@ __all__ = ['GENRES', 'FM_GROUPS', 'FM_BLEND_PARTS', 'implicit_block', 'side_enco
 
 # %% ../nbs/reference/19_bayes_fm.ipynb #87d71631
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -57,6 +58,27 @@ def feature_positions(table, ids):
     "Row of each of `ids` in `table` (keyed by its first column, ids matched as text): an int array, -1 for an id without a row."
     return pd.Index(table.iloc[:, 0].astype(str)).get_indexer(pd.Index(np.asarray(ids, dtype=object)).astype(str))
 
+def _ranges(values):
+    "The number ranges that text labels such as '-17', '18-24' or '56-' (ML-100k's age buckets) stand for: `{label: (low, high)}`; labels of any other form are left out."
+    out = {}
+    for v in values:
+        m = re.fullmatch(r'(\d+(?:\.\d+)?)?-(\d+(?:\.\d+)?)?', v)
+        if m and any(m.groups()):
+            low, high = (float(g) if g else None for g in m.groups())
+            if low is None or high is None or low <= high: out[v] = (-math.inf if low is None else low, math.inf if high is None else high)
+    return out
+
+def _in_ranges(text, values):
+    "`text` with each number that falls in exactly one range label of `values` (`_ranges`) replaced by that label: a raw age 25 becomes '25-34'."
+    ranges = _ranges(values)
+    if not ranges: return text
+    def label(v):
+        try: x = float(v)
+        except ValueError: return v
+        hits = [k for k, (lo, hi) in ranges.items() if lo <= x <= hi]
+        return hits[0] if len(hits) == 1 else v
+    return text.where(text.isin(values), text.map(label))
+
 def encode_features(table,    # DataFrame keyed by its first column: one row per id
                     encoding, # `side_encoding` of the table the model was trained on
                     where):   # the file the table came from, named in errors
@@ -77,7 +99,7 @@ def encode_features(table,    # DataFrame keyed by its first column: one row per
                                 "not a number: the model learned it as a number column; write a number.")
             blocks.append(number.to_numpy(dtype=np.float32)[:, None])
         else:
-            text = col.astype(str)
+            text = _in_ranges(col.astype(str), values)  # a number where training had range labels falls in its range
             new = ~text.isin(values)
             if new.any():
                 raise DataError(f"{where}: {key} {table[key][new].iloc[0]} has {name} {text[new].iloc[0]!r}, which the model never saw in "

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from collab_lessons.bayes_fm import implicit_block, read_side_file, table_block
+from collab_lessons.bayes_fm import encode_features, implicit_block, read_side_file, table_block
 from collab_lessons.entry import main
 from collab_lessons.ratings import DataError
 from collab_lessons.model_files import load_model, save_trained
@@ -237,3 +237,13 @@ def test_evaluate_with_no_new_user_to_score_exits_no_result(cold, capsys):
     out, users = cold
     assert main(['evaluate', '--model', str(out/'fm.pt'), '--test', str(out/'known.csv'), '--user-features', str(users), '-q']) == 9
     assert 'None of the' in capsys.readouterr().err
+
+
+def test_a_raw_number_falls_in_the_range_label_training_used():
+    "A model trained on ML-100k's age buckets takes a new user's age as a number: 25 is '25-34', 70 is '56-'; a number in no bucket is named."
+    ages = ['-17', '18-24', '25-34', '35-44', '45-49', '50-55', '56-']
+    encoding = [['age', ages], ['gender', ['F', 'M']]]
+    rows = encode_features(pd.DataFrame(dict(user=[1, 2, 3], age=['25', '70', '18-24'], gender=['F', 'M', 'F'])), encoding, 'new.csv')
+    assert rows[:, :7].argmax(1).tolist() == [2, 6, 1] and rows.sum(1).tolist() == [2, 2, 2]
+    with pytest.raises(DataError, match=r"new.csv: user 4 has age '24.5', which the model never saw in training: use one of -17, 18-24"):
+        encode_features(pd.DataFrame(dict(user=[4], age=['24.5'], gender=['F'])), encoding, 'new.csv')
