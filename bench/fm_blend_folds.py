@@ -44,6 +44,16 @@ def cli_train(split, kind, folder):
     return json.loads(done.stdout), out, round(time.perf_counter() - start, 1)
 
 
+def myfm_relations(x, users, items):
+    "myFM's view of `bayes_fm`'s features (`fm_sides` of the codes `x`): a function of rating codes giving the user and item `RelationBlock`s, and each column's group."
+    import scipy.sparse as sps
+    import myfm
+    sides = fm_sides(x, users, items, FM_GROUPS, None, None, True)
+    data = [sps.csr_matrix(torch.cat([b[0].to_dense() for b in s.blocks], 1).numpy()) for s in sides]
+    grouping = sides[0].groups.tolist() + (sides[1].groups + sides[0].n_groups).tolist()
+    return (lambda codes: [myfm.RelationBlock(codes[:, 0].numpy(), data[0]), myfm.RelationBlock(codes[:, 1].numpy(), data[1])]), grouping
+
+
 def myfm_fit(base, test, ordinal=False, rank=10, n_iter=512, seed=42):
     "myFM (Gibbs regression, or ordered probit scored by its expected rating) on the same ids, implicit and side features as `bayes_fm`."
     import scipy.sparse as sps
@@ -52,10 +62,7 @@ def myfm_fit(base, test, ordinal=False, rank=10, n_iter=512, seed=42):
     x, r, _ = rating_tensors(base, dict(user=users, item=items), drop_unknown=True)
     tx, ty, _ = rating_tensors(test, dict(user=users, item=items), drop_unknown=True)
     start = time.perf_counter()
-    sides = fm_sides(x, users, items, FM_GROUPS, None, None, True)
-    data = [sps.csr_matrix(torch.cat([b[0].to_dense() for b in s.blocks], 1).numpy()) for s in sides]
-    grouping = sides[0].groups.tolist() + (sides[1].groups + sides[0].n_groups).tolist()
-    rel = lambda codes: [myfm.RelationBlock(codes[:, 0].numpy(), data[0]), myfm.RelationBlock(codes[:, 1].numpy(), data[1])]
+    rel, grouping = myfm_relations(x, users, items)
     empty = lambda n: sps.csr_matrix((n, 0))
     if ordinal:
         fm = myfm.MyFMOrderedProbit(rank=rank, random_seed=seed)

@@ -21,19 +21,20 @@ import pandas as pd
 import scipy.sparse as sps
 import torch
 
-from collab_lessons.bayes_fm import FM_GROUPS, fm_sides
 from collab_lessons.fast import rating_tensors
 from collab_lessons.measure import rating_metrics
 from collab_lessons.model_kinds import vocab
 from collab_lessons.splits import load_split, split_random
+from fm_blend_folds import myfm_relations  # the same features, as myFM takes them (bench/ is this script's folder)
 
 PERIODS = {'day': lambda s: s.dt.normalize(), 'week': lambda s: s.dt.to_period('W').dt.start_time}
 
 
 def date_onehot(frame, periods, how):
-    "(len(frame), len(periods)) one-hot of each rating's period (`how`: 'day' or 'week')."
+    "(len(frame), len(periods)) one-hot of each rating's period (`how`: 'day' or 'week'); a period not in `periods` gets an empty row."
     code = pd.Categorical(PERIODS[how](pd.to_datetime(frame.timestamp, unit='s')), categories=periods).codes
-    return sps.csr_matrix((np.ones(len(frame)), (np.arange(len(frame)), code)), shape=(len(frame), len(periods)))
+    rows = np.flatnonzero(code >= 0)
+    return sps.csr_matrix((np.ones(len(rows)), (rows, code[rows])), shape=(len(frame), len(periods)))
 
 
 def rating_days(frame):
@@ -50,17 +51,13 @@ def run(mode, fit, tune, seed=42, rank=10, n_iter=512):
     x, r, _ = rating_tensors(fit, dict(user=users, item=items))
     tx, ty, _ = rating_tensors(tune, dict(user=users, item=items))
     start = time.perf_counter()
-    sides = fm_sides(x, users, items, FM_GROUPS, None, None, True)
-    data = [sps.csr_matrix(torch.cat([b[0].to_dense() for b in s.blocks], 1).numpy()) for s in sides]
-    grouping = sides[0].groups.tolist() + (sides[1].groups + sides[0].n_groups).tolist()
-    rel = lambda c: [myfm.RelationBlock(c[:, 0].numpy(), data[0]), myfm.RelationBlock(c[:, 1].numpy(), data[1])]
+    rel, grouping = myfm_relations(x, users, items)
     how = mode.rstrip('0L')
     if how == 'none': X, TX, g = sps.csr_matrix((len(fit), 0)), sps.csr_matrix((len(tune), 0)), []
     else:
         periods = sorted(PERIODS[how](pd.to_datetime(fit.timestamp, unit='s')).unique())  # the training ratings' periods only
         X = date_onehot(fit, periods, how)
-        TX = date_onehot(tune, periods, how)  # a carve-out date outside training's periods gets no column (code -1 dropped below)
-        TX = sps.csr_matrix((TX.data[TX.indices >= 0], TX.indices[TX.indices >= 0], TX.indptr), shape=TX.shape) if (TX.indices < 0).any() else TX
+        TX = date_onehot(tune, periods, how)
         if mode.endswith('0'): TX = sps.csr_matrix(TX.shape)
         if mode.endswith('L'): TX = sps.csr_matrix((np.ones(len(tune)), (np.arange(len(tune)), np.full(len(tune), len(periods) - 1))), shape=TX.shape)
         g = [max(grouping) + 1] * len(periods)
@@ -79,16 +76,17 @@ def main(argv=None):
     base, _ = load_split('u1')
     fit, tune = split_random(base, 0.1, seed=0)
     tune = tune[tune.user.isin(set(fit.user)) & tune.movie.isin(set(fit.movie))]
+    share = rating_days(fit)
     rows, lines = {}, [f"myFM {__import__('myfm').__version__} regression, rank 10, 512 sweeps, seed 42, one thread; trained on "
              f"{len(fit):,} ratings of u1.base, scored on the other {len(tune):,} (users and movies seen in training).",
-             f"Users of the training part whose ratings all fall on one day or two days in a row: {rating_days(fit):.1%}.",
+             f"Users of the training part whose ratings all fall on one day or two days in a row: {share:.1%}.",
              '', '| mode | carve-out RMSE | fit s |', '|---|---|---|']
     for mode in a.modes:
         rmse, seconds = run(mode, fit, tune)
         rows[mode] = dict(rmse=rmse, seconds=seconds)
         lines.append(f'| {mode} | {rmse:.4f} | {seconds} |'); print(lines[-1], flush=True)
     Path(a.out + '.txt').write_text(__doc__.split('\n\nUsage')[0] + '\n\n' + '\n'.join(lines) + '\n')
-    Path(a.out + '.json').write_text(json.dumps(dict(about=lines[0], share_users_rating_within_a_day=rating_days(fit), n_fit=len(fit), n_tune=len(tune), modes=rows), indent=1) + '\n')
+    Path(a.out + '.json').write_text(json.dumps(dict(about=lines[0], share_users_rating_within_a_day=share, n_fit=len(fit), n_tune=len(tune), modes=rows), indent=1) + '\n')
 
 
 if __name__ == '__main__': main()
